@@ -42,6 +42,9 @@ class Spec:
     def __str__(self) -> str:
         return self.canonical
 
+    def __repr__(self) -> str:
+        return f"Spec({self.canonical!r})"
+
     def with_stage(self, index: int, stage: str) -> "Spec":
         stages = list(self.stages)
         stages[index] = stage

@@ -1,0 +1,130 @@
+import math
+
+import pytest
+import torch
+
+from ablate.ops import (BACKENDS, available_backends, resolve_backend, scan_macs, selective_scan,
+                        set_default_backend)
+from ablate.ops.scan_ref import selective_scan_ref
+
+
+def rel_err(got, want):
+    return ((got - want).norm() / want.norm().clamp_min(1e-30)).item()
+
+
+def make_inputs(batch, dim, length, d_state, *, groups=0, big=False, seed=0, device="cpu"):
+    """delta up to 20 and A down to -16 with ``big``: decays of exp(-320) per step, the overflow regime."""
+    g = torch.Generator().manual_seed(seed)
+    bc_shape = (batch, groups, d_state, length) if groups else (batch, d_state, length)
+    tensors = dict(
+        u=torch.randn(batch, dim, length, generator=g),
+        delta=torch.rand(batch, dim, length, generator=g) * (20.0 if big else 1.0),
+        A=-torch.rand(dim, d_state, generator=g) * (16.0 if big else 1.0) - 1e-3,
+        B=torch.randn(bc_shape, generator=g), C=torch.randn(bc_shape, generator=g),
+        D=torch.randn(dim, generator=g), z=torch.randn(batch, dim, length, generator=g),
+        delta_bias=torch.randn(dim, generator=g),
+    )
+    return {k: v.to(device).requires_grad_() for k, v in tensors.items()}
+
+
+def run(backend, inputs, use_z, use_D, use_bias, softplus=True):
+    kwargs = dict(inputs)
+    for flag, key in ((use_z, "z"), (use_D, "D"), (use_bias, "delta_bias")):
+        if not flag:
+            kwargs.pop(key)
+    y, last = selective_scan(**kwargs, delta_softplus=softplus, return_last_state=True, backend=backend)
+    weights = torch.linspace(-1, 1, y.numel(), device=y.device).view_as(y)   # an uneven loss: every output matters
+    loss = (y * weights).sum() + last.sum()
+    grads = torch.autograd.grad(loss, [v for k, v in inputs.items() if k in kwargs])
+    return y, last, grads
+
+
+FAST_BACKENDS = [b for b in available_backends() if b != "ref"]
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("length", [1, 49, 196, 1024])
+@pytest.mark.parametrize("big", [False, True])
+@pytest.mark.parametrize("use_z, use_D, use_bias", [(True, True, True), (False, False, False), (True, False, True)])
+def test_backend_matches_ref(backend, length, big, use_z, use_D, use_bias):
+    batch, dim = (2, 8) if length < 1024 else (1, 4)
+    inputs = make_inputs(batch, dim, length, 4, big=big, seed=length)
+    y0, last0, g0 = run("ref", inputs, use_z, use_D, use_bias)
+    y1, last1, g1 = run(backend, inputs, use_z, use_D, use_bias)
+    for got, want in [(y1, y0), (last1, last0), *zip(g1, g0)]:
+        assert torch.isfinite(got).all()
+        assert rel_err(got, want) < 1e-4
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_grouped_B_C_and_no_softplus(backend):
+    inputs = make_inputs(2, 12, 30, 3, groups=3, seed=7)
+    with torch.no_grad():
+        inputs["delta"].abs_()                            # without softplus delta must already be positive
+    y0, last0, g0 = run("ref", inputs, True, True, False, softplus=False)
+    y1, last1, g1 = run(backend, inputs, True, True, False, softplus=False)
+    for got, want in [(y1, y0), (last1, last0), *zip(g1, g0)]:
+        assert rel_err(got, want) < 1e-4
+
+
+def test_ref_matches_the_recurrence_by_hand():
+    """Two steps, one channel, one state, written out: h1 = d1*b1*u1, h2 = exp(d2*a)*h1 + d2*b2*u2."""
+    u, delta = torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[0.5, 0.25]]])
+    A, B, C = torch.tensor([[-2.0]]), torch.tensor([[[3.0, -1.0]]]), torch.tensor([[[2.0, 4.0]]])
+    D = torch.tensor([0.5])
+    h1 = 0.5 * 3.0 * 1.0
+    h2 = math.exp(0.25 * -2.0) * h1 + 0.25 * -1.0 * 2.0
+    y = selective_scan_ref(u, delta, A, B, C, D)
+    assert torch.allclose(y, torch.tensor([[[2.0 * h1 + 0.5, 4.0 * h2 + 1.0]]]))
+
+
+def test_large_decay_has_no_overflow_or_nan():
+    inputs = make_inputs(1, 4, 512, 8, big=True)
+    with torch.no_grad():
+        inputs["delta"].fill_(20.0)
+        inputs["A"].fill_(-16.0)
+    y, last, grads = run("chunked", inputs, True, True, False, softplus=False)
+    assert all(torch.isfinite(t).all() for t in (y, last, *grads))
+
+
+def test_output_keeps_input_dtype():
+    inputs = {k: v.detach().to(torch.bfloat16) for k, v in make_inputs(1, 4, 16, 4).items()}
+    assert selective_scan(**inputs, backend="chunked").dtype == torch.bfloat16
+
+
+def test_auto_picks_chunked_on_cpu_and_default_can_be_forced():
+    assert resolve_backend("auto", on_cuda=False) == "chunked"
+    set_default_backend("ref")
+    try:
+        assert resolve_backend("auto", on_cuda=False) == "ref"
+    finally:
+        set_default_backend("auto")
+
+
+def test_unknown_backend_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown scan backend 'fast'; valid: auto, ref, chunked, cuda"):
+        selective_scan(*[torch.zeros(1)] * 5, backend="fast")
+
+
+def test_cuda_backend_refuses_cpu_tensors():
+    inputs = {k: v.detach() for k, v in make_inputs(1, 4, 8, 2).items()}
+    with pytest.raises(RuntimeError, match="backend 'cuda' needs"):
+        selective_scan(**inputs, backend="cuda")
+
+
+def test_scan_macs_convention():
+    assert scan_macs(2, 8, 10, 4, has_D=True, has_z=True) == 2 * 8 * 10 * (4 * 4 + 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("backend", [b for b in ("chunked", "cuda") if b in available_backends(on_cuda=True)])
+def test_cuda_tensors_match_ref(backend):
+    inputs = make_inputs(2, 16, 196, 8, big=True, device="cuda")
+    y0, last0, g0 = run("ref", inputs, True, True, True)
+    y1, last1, g1 = run(backend, inputs, True, True, True)
+    for got, want in [(y1, y0), (last1, last0), *zip(g1, g0)]:
+        assert rel_err(got, want) < 1e-4
+
+
+def test_every_backend_is_listed():
+    assert set(BACKENDS) == {"ref", "chunked", "cuda"}
