@@ -1,8 +1,8 @@
 """build_model(spec, ...): stem, stages of registry blocks with stage-level windowing, downsamplers, head."""
 from typing import Dict, Optional, Sequence
 
-import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .layers import init_weights, pad_to_multiple, window_partition, window_reverse
 from .mixers import build_block, get_entry
@@ -80,7 +80,7 @@ class Backbone(nn.Module):
         return x
 
     def forward_head(self, x, pre_logits: bool = False):
-        x = self.head_norm(x).mean(dim=(2, 3))                             # (B, num_features)
+        x = F.adaptive_avg_pool2d(self.head_norm(x), 1).flatten(1)         # (B, num_features)
         return x if pre_logits else self.head(x)
 
     def forward(self, x):

@@ -7,9 +7,7 @@ import importlib
 import sys
 import types
 
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ablate.ops.scan_ref import selective_scan_ref
 

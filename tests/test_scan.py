@@ -113,7 +113,7 @@ def test_cuda_backend_refuses_cpu_tensors():
 
 
 def test_scan_macs_convention():
-    assert scan_macs(2, 8, 10, 4, has_D=True, has_z=True) == 2 * 8 * 10 * (4 * 4 + 2)
+    assert scan_macs(2, 8, 10, 4) == 2 * 8 * 10 * 4 * 4
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -53,7 +53,7 @@ class ParallelMixer(nn.Module):
 def parallel_macs(dim, tokens, window_tokens, *, num_heads, **ssm_knobs):
     attn, _ = attention_macs(dim, tokens, window_tokens, num_heads=num_heads)
     ssm, scan = mamba_mixer_macs(dim, tokens, window_tokens, **ssm_knobs)
-    return attn + ssm + 2 * 4 * tokens * dim + 2 * tokens * dim, scan      # + 2 plain norms, 2 scales
+    return attn + ssm + 2 * 4 * tokens * dim, scan                        # + two LayerNorms without affine
 
 
 register_token_mixer("T", "attention", "self-attention", "#d62728", Attention, attention_macs)

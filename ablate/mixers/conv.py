@@ -28,8 +28,8 @@ class ConvBlock(nn.Module):
 
 
 def conv_block_macs(dim, tokens, window_tokens, *, num_heads=None, mlp_ratio=None, kernel=3, conv_layer_scale=None):
-    """Two kxk convs with bias ignored, two eval BatchNorms (fvcore: 1 per element)."""
-    return 2 * tokens * dim * dim * kernel * kernel + 2 * tokens * dim, 0
+    """Two kxk convs (bias not counted) and two BatchNorms (eval: 2 per element, as fvcore counts them)."""
+    return 2 * tokens * dim * dim * kernel * kernel + 2 * 2 * tokens * dim, 0
 
 
 register(BlockEntry("C", "conv", "conv block", "#7f7f7f", ConvBlock, conv_block_macs,

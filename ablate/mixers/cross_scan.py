@@ -51,9 +51,8 @@ def cross_scan_macs(dim, tokens, window_tokens, *, num_heads=None, d_state=8, d_
     inner = int(expand * dim)
     half = inner // 2
     ssm_total, scan = ssm_macs(half, tokens, d_state, math.ceil(dim / 16), directions=4)
-    norm_and_gate = 5 * tokens * half + tokens * half
-    return (tokens * dim * inner + tokens * half * d_conv * d_conv + ssm_total + norm_and_gate
-            + tokens * half * dim), scan
+    out_norm = 5 * tokens * half
+    return tokens * dim * inner + tokens * half * d_conv * d_conv + ssm_total + out_norm + tokens * half * dim, scan
 
 
 register_token_mixer("X", "cross_scan", "2-D cross-scan SSM (VMamba)", "#8c564b", CrossScanMixer,

@@ -28,7 +28,7 @@ class GatedConvMixer(nn.Module):
 def gated_macs(dim, tokens, window_tokens, *, num_heads=None, kernel=7, expand=1):
     inner = int(expand * dim)
     half = inner // 2
-    return tokens * dim * inner + tokens * half * kernel * kernel + tokens * half + tokens * half * dim, 0
+    return tokens * dim * inner + tokens * half * kernel * kernel + tokens * half * dim, 0
 
 
 register_token_mixer("G", "gated_cnn", "gated CNN (MambaOut)", "#ff7f0e", GatedConvMixer, gated_macs,

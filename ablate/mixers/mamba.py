@@ -50,9 +50,8 @@ def mamba_mixer_macs(dim, tokens, window_tokens, *, num_heads=None, d_state=8, d
     half = inner // 2
     ssm_total, scan = ssm_macs(half, tokens, d_state, math.ceil(dim / 16))
     convs = (2 if symmetric else 1) * tokens * half * d_conv
-    merge_macs = 0 if merge == "concat" else tokens * half               # the gate's multiply
     out_in = inner if merge == "concat" else half
-    return tokens * dim * inner + convs + ssm_total + merge_macs + tokens * out_in * dim, scan
+    return tokens * dim * inner + convs + ssm_total + tokens * out_in * dim, scan
 
 
 class BidirectionalMixer(nn.Module):
@@ -83,8 +82,7 @@ def bidirectional_macs(dim, tokens, window_tokens, *, num_heads=None, d_state=8,
     inner = int(expand * dim)
     half = inner // 2
     ssm_total, scan = ssm_macs(half, tokens, d_state, math.ceil(dim / 16), directions=2)
-    gate = tokens * half
-    return tokens * dim * inner + 2 * tokens * half * d_conv + ssm_total + gate + tokens * half * dim, scan
+    return tokens * dim * inner + 2 * tokens * half * d_conv + ssm_total + tokens * half * dim, scan
 
 
 MIXER_CHOICES = {"conv": ("regular", "causal"), "symmetric": (True, False), "merge": ("concat", "gate")}

@@ -87,7 +87,8 @@ class TokenBlock(nn.Module):
 
 
 def token_block_macs(dim, tokens, mlp_ratio, has_mixer=True):
-    """Multiply-adds of a TokenBlock outside its mixer: MLP and LayerNorms (fvcore's 5 per element, affine)."""
+    """Multiply-adds of a TokenBlock outside its mixer: the MLP and its LayerNorms (5 per element, as fvcore
+    counts an affine LayerNorm). Elementwise work (residual adds, layer scale, GELU) is not counted."""
     hidden = int(dim * mlp_ratio)
     norms = (2 if has_mixer else 1) * 5 * tokens * dim
     return 2 * tokens * dim * hidden + norms

@@ -66,5 +66,5 @@ def scan_directions(ssms, xs):
 def ssm_macs(channels, tokens, d_state, dt_rank, directions=1):
     """x_proj + dt_proj + scan over all tokens of an image: (total, scan)."""
     proj = tokens * channels * (dt_rank + 2 * d_state) + tokens * dt_rank * channels
-    scan = scan_macs(1, channels, tokens, d_state, has_D=True)
+    scan = scan_macs(1, channels, tokens, d_state)
     return directions * (proj + scan), directions * scan

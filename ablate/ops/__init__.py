@@ -58,9 +58,9 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
                 return_last_state=return_last_state)
 
 
-def scan_macs(batch: int, dim: int, length: int, d_state: int, has_D: bool = True, has_z: bool = False) -> int:
-    """Multiply-adds of one selective scan, the convention used everywhere (analytic counts and the fvcore
-    handle): per (batch, channel, step, state) delta*A, delta*u*B, a*h + b and C*h are 4; D*u and the z
-    gate add one per (batch, channel, step). exp/softplus/SiLU are not multiply-adds and are not counted."""
-    per_step = 4 * d_state + int(has_D) + int(has_z)
-    return batch * dim * length * per_step
+def scan_macs(batch: int, dim: int, length: int, d_state: int) -> int:
+    """Multiply-adds of one selective scan, the one convention used everywhere (analytic counts and the
+    fvcore handle): per (batch, channel, step, state) delta*A, delta*u*B, a*h + b and C*h are 4. The D skip
+    and the z gate are elementwise, like exp, softplus and SiLU, and are not counted (fvcore counts no
+    elementwise op either)."""
+    return batch * dim * length * 4 * d_state

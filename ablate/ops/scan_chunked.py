@@ -11,6 +11,7 @@ That is about 2*sqrt(L) small ops instead of L, and every exponent is of a non-p
 of a in [0, 1]), so nothing overflows however large delta or |A| is. The backward pass is the adjoint scan
 run in reverse (hand-written, so no per-step graph is kept and the reductions are matmuls). Semantics match ``scan_ref``.
 """
+import contextlib
 import math
 
 import torch
@@ -63,23 +64,40 @@ def _scan_reverse(a, dh):
     return g
 
 
+@contextlib.contextmanager
+def _tracing_off():
+    state = torch._C._get_tracing_state()
+    torch._C._set_tracing_state(None)
+    try:
+        yield
+    finally:
+        torch._C._set_tracing_state(state)
+
+
 class SelectiveScanCore(torch.autograd.Function):
     """The scan proper on chunk-major fp32 tensors, with a hand-written backward.
 
     u, delta: (T, K, b, G, dg); A: (G, dg, n); B, C: (T, K, b, G, 1, n). Returns y (T, K, b, G, dg) and
-    the state after the last real step, (b, G, dg, n), found at chunk-major index ``last``.
+    the state after the last real step, (b, G, dg, n), at chunk-major index (last_step, last_chunk).
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, last):
+    def forward(ctx, u, delta, A, B, C, last_step, last_chunk):
+        # Under torch.jit.trace (fvcore's MAC counting) this Function is recorded as one opaque op; its body
+        # must not be traced too, or the slice writes with out= break the tracer.
+        with _tracing_off():
+            return SelectiveScanCore._forward(ctx, u, delta, A, B, C, last_step, last_chunk)
+
+    @staticmethod
+    def _forward(ctx, u, delta, A, B, C, last_step, last_chunk):
         a = torch.exp(delta[..., None] * A)                   # (T, K, b, G, dg, n)
         du = delta * u                                        # (T, K, b, G, dg)
         b = du[..., None] * B                                 # (T, K, b, G, dg, n)
         h = _scan_forward(a, b)
         y = torch.matmul(h, C.transpose(-1, -2)).squeeze(-1)  # (T, K, b, G, dg)
         ctx.save_for_backward(u, delta, A, B, C, a, b, h)
-        ctx.last = last
-        return y, h[last].clone()
+        ctx.last = (last_step, last_chunk)
+        return y, h[last_step, last_chunk].clone()
 
     @staticmethod
     def backward(ctx, dy, dlast):
@@ -96,7 +114,7 @@ class SelectiveScanCore(torch.autograd.Function):
         dlog = torch.sub(h, b).mul_(g)                        # (T, K, b, G, dg, n)
         ddelta = ddu * u + (dlog * A).sum(-1)                 # (T, K, b, G, dg)
         dA = (dlog * delta[..., None]).flatten(0, 2).sum(0)   # (G, dg, n)
-        return ddu * delta, ddelta, dA, dB, dC, None
+        return ddu * delta, ddelta, dA, dB, dC, None, None
 
 
 def _to_chunks(x, steps, chunks):
@@ -133,8 +151,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     B_c = _to_chunks(B.float().reshape(batch, groups, 1, -1, length), steps, chunks)      # (T, K, b, G, 1, n)
     C_c = _to_chunks(C.float().reshape(batch, groups, 1, -1, length), steps, chunks)      # (T, K, b, G, 1, n)
     A_g = A.view(groups, per_group, -1)                                                # (G, dg, n)
-    last_index = ((length - 1) % steps, (length - 1) // steps)
-    y, last = SelectiveScanCore.apply(u_c, delta_c, A_g, B_c, C_c, last_index)        # (T, K, b, G, dg)
+    y, last = SelectiveScanCore.apply(u_c, delta_c, A_g, B_c, C_c, (length - 1) % steps, (length - 1) // steps)
     y = _from_chunks(y, length).reshape(batch, dim, length)
     if D is not None:
         y = y + u * D.float()[:, None]

@@ -28,7 +28,7 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                        delta_softplus=False, return_last_state=False):
     dtype_in = u.dtype
     u, delta, A = u.float(), delta.float(), A.float()
-    dim, length = u.shape[1], u.shape[2]
+    dim = u.shape[1]
     B = expand_groups(B.float(), dim)  # (b, d, n, l)
     C = expand_groups(C.float(), dim)  # (b, d, n, l)
     if delta_bias is not None:
