@@ -1,0 +1,66 @@
+"""Datasets for proxy trainings. Nothing downloads: data is generated, ships in a package, or is read from disk.
+
+    load_dataset(name, image_size=32, seed=0, **options) -> Splits
+
+names: match, count, texture (synthetic, see synthetic.py), digits, cifar10 (root=), imagefolder (root=).
+"""
+import inspect
+import os
+import uuid
+from typing import Callable, Dict
+
+import numpy as np
+
+from . import real, synthetic
+from .base import DatasetError, Splits, cache_path, make_splits
+
+SYNTHETIC_SIZES = {"n_train": 4000, "n_val": 1000}
+
+
+def _synthetic(task: str) -> Callable:
+    def load(image_size, seed, n_train=SYNTHETIC_SIZES["n_train"], n_val=SYNTHETIC_SIZES["n_val"], **options):
+        draw = synthetic.TASKS[task][0]
+        valid = [p for p in inspect.signature(draw).parameters if p not in ("rng", "size")]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise DatasetError(f"{task}: unknown option(s) {', '.join(unknown)}; valid: n_train, n_val, "
+                               f"{', '.join(valid)}")
+        params = dict(task=task, image_size=image_size, seed=seed, n_train=n_train, n_val=n_val,
+                      version=synthetic.VERSION, **options)
+        path = cache_path(task, params)
+        if path.is_file():
+            with np.load(path) as cached:
+                arrays = [cached[k] for k in ("train_x", "train_y", "val_x", "val_y")]
+        else:
+            # Separate streams for train and val, so n_train does not change the validation images.
+            val_options = {**options, **synthetic.VAL_OPTIONS.get(task, {})}
+            arrays = [*synthetic.generate(task, n_train, image_size, seed * 2, **options),
+                      *synthetic.generate(task, n_val, image_size, seed * 2 + 1, **val_options)]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp.npz")  # own file per writer
+            np.savez(temp, **dict(zip(("train_x", "train_y", "val_x", "val_y"), arrays)))
+            temp.replace(path)                                  # atomic: a concurrent reader sees all or nothing
+        return (*arrays, synthetic.num_classes(task, options))
+    return load
+
+
+LOADERS: Dict[str, Callable] = {
+    "match": _synthetic("match"),
+    "order": _synthetic("order"),
+    "count": _synthetic("count"),
+    "texture": _synthetic("texture"),
+    "digits": real.load_digits,
+    "cifar10": real.load_cifar10,
+    "imagefolder": real.load_imagefolder,
+}
+
+
+def load_dataset(name: str, image_size: int = 32, seed: int = 0, **options) -> Splits:
+    """Train/val splits of ``name`` at ``image_size``, fixed by ``seed``, normalised with training statistics."""
+    if name not in LOADERS:
+        raise DatasetError(f"unknown dataset {name!r}; valid: {', '.join(LOADERS)}")
+    train_x, train_y, val_x, val_y, classes = LOADERS[name](image_size=image_size, seed=seed, **options)
+    return make_splits(name, train_x, train_y, val_x, val_y, classes)
+
+
+__all__ = ["load_dataset", "LOADERS", "DatasetError", "Splits"]

@@ -1,0 +1,144 @@
+"""Synthetic proxy tasks, generated with numpy, deterministic per seed, cached on disk after the first time.
+
+  match    long-range: two framed probe squares among unframed distractors; same colour or not? The answer
+           is an XOR of two facts. Pooled statistics cannot give it: a linear head on pooled counts of
+           "framed square of colour c" cannot express "some count is 2", so a model has to relate the two
+           probes. Training mixes near and far pairs; validation pairs are all far apart. Knobs: palette,
+           distractors, min_distance, near, near_distance, probe, probe_min, noise.
+  count    global statistics: how many plus signs (1..max_count) among square distractors. Knobs: max_count,
+           distractors, noise.
+  texture  local control: the orientation of a striped patch (4 classes) on noise; a small conv net solves
+           it. Knobs: patch, noise.
+"""
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+
+PALETTE = np.array([(230, 40, 40), (40, 200, 40), (50, 90, 255), (240, 220, 40), (220, 50, 220),
+                    (40, 220, 220), (255, 140, 0), (150, 150, 150)], dtype=np.float32)
+BACKGROUND = 30.0
+VERSION = 4  # bump when generation changes, so stale caches are not reused
+
+
+def _noisy_canvas(rng, size, noise):
+    return BACKGROUND + rng.normal(0.0, noise * 255.0, size=(size, size, 3)).astype(np.float32)
+
+
+def _place(rng, occupied, side, tries=200):
+    """Top-left corner of a free side x side box (1 px margin), marking it occupied; None if none found."""
+    size = occupied.shape[0]
+    for _ in range(tries):
+        y, x = rng.integers(0, size - side + 1, size=2)
+        if not occupied[max(0, y - 1):y + side + 1, max(0, x - 1):x + side + 1].any():
+            occupied[y:y + side, x:x + side] = True
+            return int(y), int(x)
+    return None
+
+
+def _finish(canvas):
+    return np.clip(canvas, 0, 255).round().astype(np.uint8)
+
+
+def match_image(rng, size, palette=2, distractors=2, min_distance=0.6, noise=0.05, probe=8, probe_min=6,
+                near=0.5, near_distance=0.3):
+    """Two square probes (white frame, colour inside) of a side drawn per image from probe_min..probe. A
+    fraction ``near`` of the images has the probes close (centres at most near_distance*size apart), the rest
+    far (at least min_distance*size apart). Near pairs make the comparison easy to discover; validation
+    images are all far (VAL_OPTIONS), so the score says whether it carries across the image."""
+    canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
+    probe = int(rng.integers(probe_min, probe + 1))
+    close = rng.random() < near
+    same = bool(rng.integers(0, 2))
+    first = rng.integers(0, palette)
+    second = first if same else (first + rng.integers(1, palette)) % palette
+    while True:
+        trial = occupied.copy()
+        a, b = _place(rng, trial, probe), _place(rng, trial, probe)
+        if a is None or b is None:
+            continue
+        distance = np.hypot(a[0] - b[0], a[1] - b[1])
+        if (distance <= near_distance * size) if close else (distance >= min_distance * size):
+            occupied = trial
+            break
+    for (y, x), colour in ((a, first), (b, second)):
+        canvas[y:y + probe, x:x + probe] = 255.0
+        canvas[y + 1:y + probe - 1, x + 1:x + probe - 1] = PALETTE[colour]
+    for _ in range(distractors):
+        spot = _place(rng, occupied, 3)
+        if spot is not None:
+            canvas[spot[0]:spot[0] + 3, spot[1]:spot[1] + 3] = PALETTE[rng.integers(0, palette)]
+    return _finish(canvas), int(same)
+
+
+def order_image(rng, size, distractors=4, min_gap=1, noise=0.05, dot=2):
+    """A red and a green dot among dots of other colours; is the red one left of the green one? The horizontal
+    gap between them is at least ``min_gap`` px. Which side each is on is a relation between two distant
+    places: their colours alone say nothing."""
+    canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
+    while True:
+        trial = occupied.copy()
+        red, green = _place(rng, trial, dot), _place(rng, trial, dot)
+        if red is not None and green is not None and abs(red[1] - green[1]) >= min_gap:
+            occupied = trial
+            break
+    canvas[red[0]:red[0] + dot, red[1]:red[1] + dot] = PALETTE[0]
+    canvas[green[0]:green[0] + dot, green[1]:green[1] + dot] = PALETTE[1]
+    for _ in range(distractors):
+        spot = _place(rng, occupied, dot)
+        if spot is not None:
+            canvas[spot[0]:spot[0] + dot, spot[1]:spot[1] + dot] = PALETTE[rng.integers(2, len(PALETTE))]
+    return _finish(canvas), int(red[1] < green[1])
+
+
+def count_image(rng, size, max_count=5, distractors=3, noise=0.05):
+    """1..max_count plus signs and some filled squares, random colours; the label is the number of pluses - 1."""
+    canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
+    count = int(rng.integers(1, max_count + 1))
+    for _ in range(count):
+        y, x = _place(rng, occupied, 3, tries=10_000)
+        colour = PALETTE[rng.integers(0, len(PALETTE))]
+        canvas[y + 1, x:x + 3] = colour
+        canvas[y:y + 3, x + 1] = colour
+    for _ in range(distractors):
+        spot = _place(rng, occupied, 3)
+        if spot is not None:
+            canvas[spot[0]:spot[0] + 3, spot[1]:spot[1] + 3] = PALETTE[rng.integers(0, len(PALETTE))]
+    return _finish(canvas), count - 1
+
+
+def texture_image(rng, size, patch=12, noise=0.15):
+    """A patch of stripes (period 4 px) at 0, 45, 90 or 135 degrees at a random place; the label is the angle."""
+    canvas = _noisy_canvas(rng, size, noise)
+    label = int(rng.integers(0, 4))
+    yy, xx = np.mgrid[0:patch, 0:patch]
+    phase = [yy, yy + xx, xx, yy - xx][label] + rng.integers(0, 4)
+    stripes = np.where((phase % 4) < 2, 220.0, 60.0)[..., None]
+    y, x = rng.integers(0, size - patch + 1, size=2)
+    canvas[y:y + patch, x:x + patch] = stripes + rng.normal(0.0, noise * 255.0, size=(patch, patch, 1))
+    return _finish(canvas), label
+
+
+# Options the validation split is always generated with, whatever the training split uses.
+VAL_OPTIONS = {"match": {"near": 0.0}}
+
+TASKS: Dict[str, Tuple[Callable, int]] = {
+    "match": (match_image, 2),
+    "order": (order_image, 2),
+    "count": (count_image, 5),
+    "texture": (texture_image, 4),
+}
+
+
+def num_classes(task: str, options: dict) -> int:
+    return options.get("max_count", 5) if task == "count" else TASKS[task][1]
+
+
+def generate(task: str, n: int, size: int, seed: int, **options):
+    """n images (N, size, size, 3) uint8 and labels (N,) int64 of ``task``, deterministic in ``seed``."""
+    draw = TASKS[task][0]
+    rng = np.random.default_rng(seed)
+    images = np.empty((n, size, size, 3), np.uint8)
+    labels = np.empty(n, np.int64)
+    for i in range(n):
+        images[i], labels[i] = draw(rng, size, **options)
+    return images, labels

@@ -1,0 +1,53 @@
+"""Images per second, MACs and parameters of the released presets and of the proxy model.
+
+    python benchmarks/throughput.py                      # CPU: presets at batch 8, 224 px, fp32; proxy at 64, 32 px
+    python benchmarks/throughput.py --device cuda --batch 128 --dtype fp16 --models mambavision_t,mambavision_s,mambavision_b
+                                                         # the paper's protocol (A100 there, batch 128, 224 px, fp16)
+
+Eval mode, no_grad, warm-up, each iteration synchronised on CUDA; median img/s with min-max spread.
+"""
+import argparse
+
+import torch
+
+import ablate
+from ablate.measure import count_macs, count_params, throughput
+from ablate.train import ProxyConfig, make_model
+
+PUBLISHED_A100 = {"mambavision_t": 6298, "mambavision_t2": 5990, "mambavision_s": 4700, "mambavision_b": 3670,
+                  "mambavision_l": 2190, "mambavision_l2": 1021}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--models", default="mambavision_t,mambavision_s,mambavision_b")
+    parser.add_argument("--batch", type=int, default=None, help="presets' batch (default: 128 on cuda, 8 on cpu)")
+    parser.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"],
+                        help="default: fp16 autocast on cuda (the paper's protocol), fp32 on cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cuda = args.device == "cuda"
+    batch = args.batch or (128 if cuda else 8)
+    dtype = args.dtype or ("fp16" if cuda else "fp32")
+    name = torch.cuda.get_device_name() if cuda else f"cpu, {args.threads} threads"
+    print(f"device: {name}; torch {torch.__version__}; dtype {dtype}; eval, no_grad; median img/s (min-max)")
+    print("| model | spec | params | GMACs (no scan) | GMACs scan | batch | px | img/s | published A100 img/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = [(m, ablate.create_model(m), batch, 224) for m in args.models.split(",") if m]
+    proxy = ProxyConfig()
+    rows.append(("proxy (default)", make_model(proxy, num_classes=2), 64, proxy.data.image_size))
+    for label, model, rows_batch, size in rows:
+        macs = count_macs(model, (1, 3, size, size))
+        result = throughput(model, batch=rows_batch, resolution=size, device=args.device, dtype=dtype,
+                            channels_last=cuda, iters=args.iters)
+        published = PUBLISHED_A100.get(label, "-")
+        print(f"| {label} | `{model.spec}` | {count_params(model) / 1e6:.2f}M | {macs['macs_no_scan'] / 1e9:.3f} | "
+              f"{macs['macs_scan'] / 1e9:.4f} | {rows_batch} | {size} | {result['throughput_img_s']:.1f} "
+              f"({result['throughput_min']:.1f}-{result['throughput_max']:.1f}) | {published} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from ablate.data import DatasetError, LOADERS, load_dataset, synthetic
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("task", list(synthetic.TASKS))
+def test_synthetic_tasks_are_deterministic_cached_and_normalised(task, private_cache):
+    first = load_dataset(task, image_size=32, seed=3, n_train=64, n_val=32)
+    assert list(private_cache.rglob(f"{task}-*.npz"))                      # written once...
+    second = load_dataset(task, image_size=32, seed=3, n_train=64, n_val=32)  # ...and read back
+    assert torch.equal(first.train_x, second.train_x) and torch.equal(first.val_y, second.val_y)
+    assert first.train_x.shape == (64, 3, 32, 32) and first.val_x.shape == (32, 3, 32, 32)
+    assert abs(first.train_x.mean().item()) < 0.05 and abs(first.train_x.std().item() - 1) < 0.05
+    assert set(first.train_y.tolist()) <= set(range(first.num_classes))
+    other = load_dataset(task, image_size=32, seed=4, n_train=64, n_val=32)
+    assert not torch.equal(first.train_x, other.train_x)
+
+
+def test_validation_images_do_not_depend_on_the_training_size():
+    small = load_dataset("match", seed=1, n_train=16, n_val=8)
+    large = load_dataset("match", seed=1, n_train=64, n_val=8)
+    assert np.array_equal(small.val_y.numpy(), large.val_y.numpy())
+
+
+def test_match_labels_are_balanced_and_need_both_probes():
+    images, labels = synthetic.generate("match", 400, 32, seed=0)
+    assert 0.4 < labels.mean() < 0.6
+    white = (images == 255).all(-1)
+    assert white.reshape(400, -1).any(1).all()                                # every image has probe frames
+
+
+def test_unknown_task_option_lists_the_valid_ones():
+    with pytest.raises(DatasetError, match="match: unknown option\\(s\\) colours; valid: n_train, n_val, palette"):
+        load_dataset("match", colours=3)
+
+
+def test_unknown_dataset_lists_the_valid_ones():
+    with pytest.raises(DatasetError, match="unknown dataset 'mnist'; valid: " + ", ".join(LOADERS)):
+        load_dataset("mnist")
+
+
+def test_digits_are_upsampled_real_images():
+    data = load_dataset("digits", image_size=16, seed=0)
+    assert data.num_classes == 10 and data.train_x.shape[1:] == (3, 16, 16)
+    assert len(data.train_x) + len(data.val_x) == 1797
+
+
+def _write_cifar(root, n=12, corrupt=None):
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n))}
+        with open(root / name, "wb") as f:
+            if name == corrupt:
+                f.write(b"not a pickle")
+            else:
+                pickle.dump(batch, f)
+
+
+def test_cifar10_python_format(tmp_path):
+    _write_cifar(tmp_path / "cifar")
+    data = load_dataset("cifar10", image_size=32, seed=0, root=tmp_path / "cifar")
+    assert data.train_x.shape == (60, 3, 32, 32) and data.val_x.shape == (12, 3, 32, 32)
+    subset = load_dataset("cifar10", image_size=16, seed=0, root=tmp_path / "cifar", n_train=10, n_val=5)
+    assert subset.train_x.shape == (10, 3, 16, 16) and subset.val_x.shape == (5, 3, 16, 16)
+
+
+def test_cifar10_errors_name_the_path(tmp_path):
+    with pytest.raises(DatasetError, match="cifar10: directory .*nowhere does not exist; expected the CIFAR-10"):
+        load_dataset("cifar10", root=tmp_path / "nowhere")
+    _write_cifar(tmp_path / "bad", corrupt="data_batch_3")
+    with pytest.raises(DatasetError, match="data_batch_3 is not a CIFAR-10 python batch"):
+        load_dataset("cifar10", root=tmp_path / "bad")
+    (tmp_path / "bad" / "test_batch").unlink()
+    (tmp_path / "bad" / "data_batch_3").unlink()
+    with pytest.raises(DatasetError, match="data_batch_3 is missing; expected the python-version batches"):
+        load_dataset("cifar10", root=tmp_path / "bad")
+
+
+def test_cifar10_needs_a_root():
+    with pytest.raises(DatasetError, match="cifar10: no path given; set data.root="):
+        load_dataset("cifar10")
+
+
+def _write_folder(root, classes=("cat", "dog"), per_class=5):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+
+
+def test_imagefolder_reads_and_splits(tmp_path):
+    _write_folder(tmp_path / "pets")
+    data = load_dataset("imagefolder", image_size=16, seed=0, root=tmp_path / "pets")
+    assert data.num_classes == 2 and data.train_x.shape[1:] == (3, 16, 16)
+    assert len(data.train_x) == 8 and len(data.val_x) == 2
+
+
+def test_imagefolder_with_train_and_val_folders(tmp_path):
+    _write_folder(tmp_path / "pets" / "train", per_class=3)
+    _write_folder(tmp_path / "pets" / "val", per_class=2)
+    data = load_dataset("imagefolder", image_size=8, seed=0, root=tmp_path / "pets")
+    assert len(data.train_x) == 6 and len(data.val_x) == 4
+
+
+def test_imagefolder_errors(tmp_path):
+    with pytest.raises(DatasetError, match="imagefolder: directory .*missing does not exist"):
+        load_dataset("imagefolder", root=tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="has no class sub-folders; expected"):
+        load_dataset("imagefolder", root=tmp_path / "empty")
+    _write_folder(tmp_path / "broken")
+    (tmp_path / "broken" / "dog" / "3.png").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="imagefolder: .*dog/3.png is not a readable image"):
+        load_dataset("imagefolder", root=tmp_path / "broken")
+    (tmp_path / "noimages" / "cat").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="class folder .*cat holds no images"):
+        load_dataset("imagefolder", root=tmp_path / "noimages")
