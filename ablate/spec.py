@@ -89,6 +89,13 @@ def _last(depth, count, mamba, attention):
     return mamba * (depth - count) + attention * count
 
 
+def last(depth, mamba="M", attention="T", ratio=0.5):
+    """round(ratio*N) attention blocks at the end (last_half is ratio 0.5 rounded down)."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"last: ratio must be in [0, 1], got {ratio}")
+    return _last(depth, round(ratio * depth), mamba, attention)
+
+
 def last_half(depth, mamba="M", attention="T"):
     """The paper's rule: the last floor(N/2) blocks are attention."""
     return _last(depth, depth // 2, mamba, attention)
@@ -136,6 +143,7 @@ def all_attention(depth, mamba="M", attention="T"):
 
 PATTERNS: Dict[str, Callable[..., str]] = {
     "last_half": last_half,
+    "last": last,
     "last_quarter": last_quarter,
     "first_half": first_half,
     "alternate_am": alternate_am,

@@ -1,0 +1,134 @@
+"""The sweep's typed defaults, written once, and key=value overrides through OmegaConf.
+
+Unknown keys and bad values fail here, before Ray starts, with the valid keys or choices.
+"""
+import dataclasses
+from typing import List, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .train import DataConfig, ModelConfig, TrainerConfig
+
+SEARCH_ALGOS = ("grid", "random", "tpe", "nsga2")
+SCHEDULERS = ("auto", "asha", "none")
+
+
+@dataclasses.dataclass
+class ResourcesConfig:
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0      # fractions pack several trials on one GPU (0.25: four at once)
+
+
+@dataclasses.dataclass
+class RayConfig:
+    address: Optional[str] = None    # None: start a local Ray; "auto": join the running cluster; or host:port
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    algo: str = "grid"               # grid (the space's designs), random, tpe or nsga2 (Optuna, free space)
+    num_samples: int = 16            # trials the non-grid algorithms propose
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class BudgetConfig:
+    max_params: Optional[int] = None
+    max_macs: Optional[int] = None   # per image at the proxy resolution, scan included
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    space: str = "placement"
+    experiment: Optional[str] = None  # a file in experiments/ that pins space, data, budget and seeds
+    name: Optional[str] = None        # run directory runs/<name>; default: the space's name
+    seeds: int = 3
+    scheduler: str = "auto"           # auto: the space's default (none to reproduce, asha to search)
+    resume: bool = False
+    smoke: bool = False               # a tiny run for tests: 2 designs, 2 epochs on 256 images, width 8
+    runs_dir: str = "runs"
+    throughput_batch: int = 64
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
+    ray: RayConfig = dataclasses.field(default_factory=RayConfig)
+    search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
+    budget: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
+
+
+class ConfigError(ValueError):
+    """A bad override: the message names it and lists what is valid."""
+
+
+def all_keys(cls=SweepConfig, prefix="") -> List[str]:
+    """Dotted names of every key, nested dataclasses expanded."""
+    keys = []
+    for field in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(field.type):
+            keys.extend(all_keys(field.type, f"{prefix}{field.name}."))
+        else:
+            keys.append(f"{prefix}{field.name}")
+    return keys
+
+
+def describe_keys() -> str:
+    """Every key with its default, one per line (for --help and error messages)."""
+    base = OmegaConf.structured(SweepConfig)
+    return "\n".join(f"  {key} = {OmegaConf.select(base, key)}" for key in all_keys())
+
+
+def load_config(overrides: List[str], experiment_dir="experiments") -> SweepConfig:
+    """Defaults, then the experiment file (if experiment=NAME is given), then the overrides."""
+    base = OmegaConf.structured(SweepConfig)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value; valid keys:\n{describe_keys()}")
+    overrides = [f"data.name={item.split('=', 1)[1]}" if item.startswith("data=") else item for item in overrides]
+    try:
+        cli = OmegaConf.from_dotlist(overrides)
+        experiment = OmegaConf.select(cli, "experiment")
+        layers = [base]
+        if experiment:
+            layers.append(_load_experiment(experiment, experiment_dir))
+        cfg = OmegaConf.merge(*layers, cli)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{_first_line(error)}; valid keys:\n{describe_keys()}") from None
+    result = OmegaConf.to_object(cfg)
+    _validate(result)
+    return result
+
+
+def _first_line(error):
+    return str(error).splitlines()[0]
+
+
+def _load_experiment(name, experiment_dir):
+    from pathlib import Path
+    path = Path(experiment_dir) / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in Path(experiment_dir).glob("*.yaml"))
+        raise ConfigError(f"unknown experiment {name!r}; valid: {', '.join(available) or 'none'}")
+    return OmegaConf.load(path)
+
+
+def _validate(cfg: SweepConfig):
+    from search_spaces import SPACES
+
+    checks = [
+        (cfg.space in SPACES, f"unknown space {cfg.space!r}; valid: {', '.join(SPACES)}"),
+        (cfg.search.algo in SEARCH_ALGOS, f"search.algo={cfg.search.algo!r}; valid: {', '.join(SEARCH_ALGOS)}"),
+        (cfg.scheduler in SCHEDULERS, f"scheduler={cfg.scheduler!r}; valid: {', '.join(SCHEDULERS)}"),
+        (cfg.seeds >= 1, f"seeds={cfg.seeds}; need at least 1"),
+        (cfg.search.num_samples >= 1, f"search.num_samples={cfg.search.num_samples}; need at least 1"),
+        (cfg.resources.cpus_per_trial > 0, f"resources.cpus_per_trial={cfg.resources.cpus_per_trial}; must be > 0"),
+        (cfg.resources.gpus_per_trial >= 0, f"resources.gpus_per_trial={cfg.resources.gpus_per_trial}; must be >= 0"),
+        (cfg.trainer.epochs >= 1, f"trainer.epochs={cfg.trainer.epochs}; need at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    if cfg.search.algo in ("tpe", "nsga2") and not SPACES[cfg.space].SEARCHABLE:
+        raise ConfigError(f"search.algo={cfg.search.algo} needs a searchable space; {cfg.space!r} is a fixed grid "
+                          f"(searchable: {', '.join(n for n, s in SPACES.items() if s.SEARCHABLE)})")

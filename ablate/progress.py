@@ -1,0 +1,75 @@
+"""The driver's Tune callbacks: a row per finished trial, and a compact live view of the sweep."""
+import sys
+import time
+
+from ray.tune import Callback
+
+from .results import write_row
+
+
+class Progress:
+    """One line per event: done/running/stopped/failed counts, best so far, elapsed and ETA."""
+
+    def __init__(self, name, total, epochs, stream=sys.stdout):
+        self.name, self.total, self.epochs, self.stream = name, total, epochs, stream
+        self.start = time.time()
+        self.counts = {"ok": 0, "stopped_early": 0, "failed": 0, "rejected_budget": 0}
+        self.running = set()
+        self.best = None
+
+    def started(self, trial_id):
+        self.running.add(trial_id)
+
+    def finished(self, trial_id, row):
+        self.running.discard(trial_id)
+        self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
+        if row["status"] in ("ok", "stopped_early") and row["val_acc_best"] is not None:
+            if self.best is None or row["val_acc_best"] > self.best[0]:
+                self.best = (row["val_acc_best"], row["spec"], row["seed"])
+        self.show(f"{row['spec']} seed {row['seed']}: {row['status']}"
+                  + (f" {row['val_acc_best']:.3f}" if row["val_acc_best"] is not None else "")
+                  + (f" ({row['error']})" if row["error"] else ""))
+
+    def show(self, event=""):
+        done = sum(self.counts.values())
+        elapsed = time.time() - self.start
+        eta = elapsed / done * (self.total - done) if done else float("nan")
+        best = f"best {self.best[0]:.3f} {self.best[1]} s{self.best[2]}" if self.best else "best -"
+        print(f"[{self.name}] {done}/{self.total} done ({self.counts['ok']} ok, {self.counts['stopped_early']} "
+              f"stopped, {self.counts['failed']} failed, {self.counts['rejected_budget']} over budget), "
+              f"{len(self.running)} running | {best} | {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min"
+              + (f" | {event}" if event else ""), file=self.stream, flush=True)
+
+    def finish(self):
+        self.show("finished")
+
+
+class RowWriter(Callback):
+    """Writes the results row of each trial as it ends, whether it finished, was stopped, or crashed."""
+
+    def __init__(self, run_dir, run_name, space, cfg, patterns, progress):
+        self.run_dir, self.run_name, self.space, self.cfg = run_dir, run_name, space, cfg
+        self.patterns, self.progress = patterns, progress
+
+    def _write(self, trial, last_result, error=None):
+        from .sweep import design_of, row_from_trial
+        if "duplicate_of" in last_result:          # an architecture+seed trained before: no second row
+            self.progress.running.discard(trial.trial_id)
+            return
+        row = row_from_trial(self.run_name, self.space, self.cfg, design_of(trial.config), self.patterns,
+                             last_result)
+        if error is not None:
+            row.update(status="failed", error=error)
+        write_row(self.run_dir, row)
+        self.progress.finished(trial.trial_id, row)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.progress.started(trial.trial_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._write(trial, trial.last_result or {})
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        error = trial.get_error() if hasattr(trial, "get_error") else None
+        message = str(error).strip().splitlines()[-1] if error else "the trial process crashed"
+        self._write(trial, trial.last_result or {}, error=f"crashed: {message}")

@@ -1,0 +1,68 @@
+"""The results table: one row per trial, written as each trial ends, so a killed sweep loses nothing finished.
+
+Each finished trial is one JSON file, runs/<name>/trials/<trial_key>.json, written atomically (temp file,
+then rename). results.parquet and results.csv are rebuilt from those files, also atomically. The report reads
+only this table.
+"""
+import hashlib
+import json
+import os
+import platform
+import uuid
+from pathlib import Path
+from typing import Dict, List
+
+COLUMNS = [
+    "run", "trial_id", "space", "spec", "pattern", "knobs", "seed", "dataset", "image_size", "epochs_done",
+    "status", "error", "val_acc_best", "val_acc_final", "train_loss", "params", "macs_total", "macs_scan",
+    "throughput_img_s", "throughput_batch", "throughput_device", "throughput_dtype", "peak_mem_mb",
+    "train_time_s", "history", "torch_version", "device", "host",
+]
+STATUSES = ("ok", "stopped_early", "failed", "rejected_budget")
+
+
+def trial_key(design_key: str, seed: int) -> str:
+    """Stable id of (architecture, seed): the unit that is trained once and never twice."""
+    return hashlib.sha1(f"{design_key}|seed={seed}".encode()).hexdigest()[:12]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    temp.write_bytes(data)
+    os.replace(temp, path)
+
+
+def fingerprint() -> Dict[str, str]:
+    import torch
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {"torch_version": torch.__version__, "device": device, "host": platform.node()}
+
+
+def write_row(run_dir: Path, row: dict) -> None:
+    unknown = set(row) - set(COLUMNS)
+    if unknown:
+        raise KeyError(f"not result columns: {sorted(unknown)}")
+    full = {column: row.get(column) for column in COLUMNS}
+    atomic_write_bytes(Path(run_dir) / "trials" / f"{row['trial_id']}.json",
+                       json.dumps(full, indent=1, default=str).encode())
+
+
+def read_rows(run_dir: Path) -> List[dict]:
+    rows = []
+    for path in sorted((Path(run_dir) / "trials").glob("*.json")):
+        rows.append(json.loads(path.read_text()))
+    return rows
+
+
+def write_table(run_dir: Path) -> "pandas.DataFrame":
+    """Rebuild results.parquet and results.csv from the per-trial files."""
+    import pandas as pd
+    frame = pd.DataFrame(read_rows(run_dir), columns=COLUMNS)
+    frame["history"] = frame["history"].map(lambda h: json.dumps(h) if not isinstance(h, str) else h)
+    run_dir = Path(run_dir)
+    parquet = run_dir / ".results.parquet.tmp"
+    frame.to_parquet(parquet, index=False)
+    os.replace(parquet, run_dir / "results.parquet")
+    atomic_write_bytes(run_dir / "results.csv", frame.to_csv(index=False).encode())
+    return frame

@@ -1,0 +1,234 @@
+"""Ray Tune wiring: one trial = one proxy training of one (design, seed).
+
+- Grid spaces run every pending (design, seed) once; search spaces let Optuna (TPE, NSGA-II, random) propose
+  designs, the known ones first. ASHA stops weak trials by epoch where the space's scheduler says so.
+- Each trial checks params and MACs against the budget before training (over budget: rejected_budget, not
+  trained) and skips an (architecture, seed) that already has a row.
+- The driver writes one row per trial as it ends (ablate.results, atomic), so a killed sweep loses nothing
+  finished; resume=true runs only the (design, seed) pairs without a row. Ray's own experiment state is not
+  used for resuming: the rows are the truth.
+- Throughput is measured after all training, in the driver, one design at a time, so no training trial
+  disturbs it.
+"""
+import copy
+import functools
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+from .config import SweepConfig
+from .results import fingerprint, read_rows, trial_key, write_row, write_table
+from .train import ProxyConfig
+
+SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8}   # seeds stay as given
+
+
+class SweepError(RuntimeError):
+    pass
+
+
+def apply_smoke(cfg: SweepConfig) -> SweepConfig:
+    cfg = copy.deepcopy(cfg)
+    cfg.trainer.epochs = SMOKE["epochs"]
+    cfg.model.dim = cfg.model.in_dim = SMOKE["dim"]
+    cfg.data.options = {**cfg.data.options, "n_train": SMOKE["n_train"], "n_val": SMOKE["n_val"]}
+    return cfg
+
+
+def base_proxy(cfg: SweepConfig) -> dict:
+    proxy = ProxyConfig(model=cfg.model, data=cfg.data, trainer=cfg.trainer)
+    proxy.trainer.threads = max(1, int(cfg.resources.cpus_per_trial))
+    proxy.trainer.device = "cuda" if cfg.resources.gpus_per_trial > 0 else "cpu"
+    return dataclasses.asdict(proxy)
+
+
+def design_of(config: dict) -> dict:
+    """The (pattern, spec, knobs, seed) a trial trains: from the grid, or from Optuna's proposal."""
+    if "design" in config:
+        return dict(config["design"])
+    return {"pattern": "search", "spec": config["spec"], "knobs": "{}", "seed": 0}
+
+
+def design_key(design: dict) -> str:
+    return design["spec"] if design["knobs"] == "{}" else f"{design['spec']} {design['knobs']}"
+
+
+def static_measures(proxy: dict, num_classes: int = 10) -> dict:
+    """Params and MACs of the proxy model at its resolution, measured before any training."""
+    from .measure import count_macs, count_params
+    from .train import as_config, make_model
+    cfg = as_config(proxy)
+    model = make_model(cfg, num_classes=num_classes)
+    macs = count_macs(model, (1, 3, cfg.data.image_size, cfg.data.image_size))
+    return {"params": count_params(model), "macs_total": macs["macs_total"], "macs_scan": macs["macs_scan"]}
+
+
+def over_budget(measures: dict, budget: dict) -> str:
+    if budget.get("max_params") is not None and measures["params"] > budget["max_params"]:
+        return f"params {measures['params']:,} > budget.max_params {budget['max_params']:,}"
+    if budget.get("max_macs") is not None and measures["macs_total"] > budget["max_macs"]:
+        return f"MACs {measures['macs_total']:,} > budget.max_macs {budget['max_macs']:,}"
+    return ""
+
+
+def run_trial(config, base=None, budget=None, run_dir=None):
+    """The Ray Tune trainable: budget check, duplicate check, train_proxy, reporting each epoch."""
+    from ray import tune
+
+    from .train import train_proxy
+    design = design_of(config)
+    key = trial_key(design_key(design), design["seed"])
+    existing = Path(run_dir) / "trials" / f"{key}.json"
+    if existing.is_file():                    # the same architecture and seed was trained already: reuse it
+        row = json.loads(existing.read_text())
+        tune.report({"epoch": row["epochs_done"] or 0, "val_acc": row["val_acc_best"] or 0.0, "final": 1,
+                     "macs_total": row["macs_total"] or 0, "duplicate_of": key})
+        return
+    proxy = copy.deepcopy(base)
+    proxy["model"]["spec"] = design["spec"]
+    proxy["model"]["mixer_knobs"] = json.loads(design["knobs"])
+    proxy["seed"] = design["seed"]
+    try:
+        measures = static_measures(proxy)
+    except Exception as error:               # a spec or knob that does not build: a failed trial, not a crash
+        tune.report({"epoch": 0, "val_acc": 0.0, "final": 1, "macs_total": 0, "result_json": json.dumps(
+            {"status": "failed", "error": f"{type(error).__name__}: {error}", "epochs_done": 0})})
+        return
+    reason = over_budget(measures, budget)
+    if reason:
+        tune.report({"epoch": 0, "val_acc": 0.0, "final": 1, **measures, "result_json": json.dumps(
+            {"status": "rejected_budget", "error": reason, "epochs_done": 0})})
+        return
+    result = train_proxy(proxy, report=lambda metrics: tune.report({**metrics, **measures}))
+    tune.report({"epoch": result["epochs_done"], "val_acc": result["val_acc_final"] or 0.0, "final": 1,
+                 **measures, "result_json": json.dumps(result)})
+
+
+def _make_search(cfg: SweepConfig, space, known, done_rows):
+    """Tune's search algorithm, scheduler and param_space for this space and algorithm."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    scheduler_name = space.SCHEDULER if cfg.scheduler == "auto" else cfg.scheduler
+    scheduler = None
+    if scheduler_name == "asha":
+        # max_t one past the last epoch: a trial that trains to the end must not be "stopped" at its last
+        # epoch report, before its final report (the full result) arrives.
+        scheduler = ASHAScheduler(metric="val_acc", mode="max", time_attr="epoch", max_t=cfg.trainer.epochs + 1,
+                                  grace_period=1, reduction_factor=2)
+    if cfg.search.algo == "grid":
+        seeds = range(cfg.seeds)
+        done = {row["trial_id"] for row in done_rows}
+        pending = [{"pattern": d.pattern, "spec": d.spec, "knobs": d.knobs, "seed": s}
+                   for d in known for s in seeds if trial_key(d.key, s) not in done]
+        return None, scheduler, {"design": tune.grid_search(pending)} if pending else None, 1, len(pending)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    samplers = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+                "random": optuna.samplers.RandomSampler}
+    multi = cfg.search.algo == "nsga2"      # accuracy and MACs (throughput is measured after training)
+    finished = {row["spec"]: row for row in done_rows if row["status"] in ("ok", "stopped_early")}
+    first = [space.params_of(d.spec) for d in known if d.spec not in finished]
+    searcher = OptunaSearch(space=functools.partial(space.suggest, cfg=cfg),
+                            metric=["val_acc", "macs_total"] if multi else "val_acc",
+                            mode=["max", "min"] if multi else "max",
+                            points_to_evaluate=first or None, sampler=samplers[cfg.search.algo](seed=cfg.search.seed))
+    remaining = max(0, cfg.search.num_samples - len(finished))
+    return searcher, scheduler, {}, remaining, remaining
+
+
+def run_sweep(cfg: SweepConfig) -> "pandas.DataFrame":
+    import ray
+    from ray import tune
+    from search_spaces import SPACES
+
+    from .progress import Progress, RowWriter
+
+    if cfg.smoke:
+        cfg = apply_smoke(cfg)
+    space = SPACES[cfg.space]
+    name = cfg.name or cfg.space
+    run_dir = (Path(cfg.runs_dir) / name).resolve()
+    done_rows = read_rows(run_dir)
+    if done_rows and not cfg.resume:
+        raise SweepError(f"run {name!r} already has {len(done_rows)} finished trials in {run_dir}; "
+                         f"add resume=true to finish it, or choose another name=")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from omegaconf import OmegaConf
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    known = space.designs(cfg)
+    if cfg.smoke:
+        known = known[:SMOKE["designs"]]
+    searcher, scheduler, param_space, num_samples, total = _make_search(cfg, space, known, done_rows)
+    patterns = {d.key: d.pattern for d in known}
+    if param_space is not None and num_samples > 0:
+        ray.init(address=cfg.ray.address, include_dashboard=False, log_to_driver=False,
+                 ignore_reinit_error=True)
+        trainable = tune.with_parameters(run_trial, base=base_proxy(cfg), budget=dataclasses.asdict(cfg.budget),
+                                         run_dir=str(run_dir))
+        trainable = tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial,
+                                                    "gpu": cfg.resources.gpus_per_trial})
+        progress = Progress(name, total, cfg.trainer.epochs)
+        writer = RowWriter(run_dir, run_name=name, space=cfg.space, cfg=cfg, patterns=patterns, progress=progress)
+        tuner = tune.Tuner(trainable, param_space=param_space,
+                           tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                                       num_samples=num_samples),
+                           run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+                                                     storage_path=str(run_dir / "ray"), verbose=0,
+                                                     callbacks=[writer]))
+        tuner.fit()
+        progress.finish()
+    measure_throughput(run_dir, cfg)
+    return write_table(run_dir)
+
+
+def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:
+    """After training: img/s (and CUDA peak memory) of each trained design, one at a time, all cores."""
+    import torch
+
+    from .measure import peak_memory, throughput
+    from .train import as_config, make_model
+    rows = read_rows(run_dir)
+    device = "cuda" if cfg.resources.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(os.cpu_count() or 1)
+    measured = {}
+    for row in rows:
+        if row["status"] not in ("ok", "stopped_early") or row["throughput_img_s"] is not None:
+            continue
+        key = (row["spec"], row["knobs"])
+        if key not in measured:
+            proxy = base_proxy(cfg)
+            proxy["model"]["spec"], proxy["model"]["mixer_knobs"] = row["spec"], json.loads(row["knobs"])
+            model = make_model(as_config(proxy), num_classes=10)
+            size = row["image_size"] or cfg.data.image_size
+            dtype = "bf16" if device == "cuda" else "fp32"
+            speed = throughput(model, batch=cfg.throughput_batch, resolution=size, device=device, dtype=dtype,
+                               channels_last=device == "cuda", warmup=2, iters=5)
+            memory = peak_memory(model, batch=cfg.throughput_batch, resolution=size, device=device)
+            measured[key] = {"throughput_img_s": speed["throughput_img_s"], "throughput_batch": speed["batch"],
+                             "throughput_device": speed["device"], "throughput_dtype": dtype,
+                             "peak_mem_mb": memory["peak_mem_mb"] if device == "cuda" else None}
+        write_row(run_dir, {**row, **measured[key]})
+
+
+def row_from_trial(run_name, space, cfg, design, patterns, last_result):
+    """A results row from a finished Tune trial: its design and the last thing it reported."""
+    result = json.loads(last_result["result_json"]) if "result_json" in last_result else None
+    if result is None:      # stopped by ASHA between epochs: its last epoch report is its record
+        result = {"status": "stopped_early", "epochs_done": last_result.get("epoch"),
+                  "val_acc_best": last_result.get("val_acc_best"), "val_acc_final": last_result.get("val_acc"),
+                  "train_loss": last_result.get("train_loss"), "train_time_s": last_result.get("train_time_s")}
+    key = design_key(design)
+    return {
+        "run": run_name, "trial_id": trial_key(key, design["seed"]), "space": space, "spec": design["spec"],
+        "pattern": patterns.get(key, design["pattern"]), "knobs": design["knobs"], "seed": design["seed"],
+        "dataset": cfg.data.name, "image_size": cfg.data.image_size, "epochs_done": result.get("epochs_done"),
+        "status": result.get("status"), "error": result.get("error"), "val_acc_best": result.get("val_acc_best"),
+        "val_acc_final": result.get("val_acc_final"), "train_loss": result.get("train_loss"),
+        "params": last_result.get("params"), "macs_total": last_result.get("macs_total"),
+        "macs_scan": last_result.get("macs_scan"), "train_time_s": result.get("train_time_s"),
+        "history": result.get("history"), **fingerprint(),
+    }

@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""python run_sweep.py space=placement [key=value ...]   (python run_sweep.py --help lists every key)"""
+import sys
+
+
+def usage() -> str:
+    from ablate.config import describe_keys
+    from search_spaces import SPACES
+    spaces = "\n".join(f"  {name:10s} {module.DESCRIPTION.strip().splitlines()[0]}" for name, module in SPACES.items())
+    from pathlib import Path
+    experiments = ", ".join(sorted(p.stem for p in Path("experiments").glob("*.yaml"))) or "none"
+    return (f"{__doc__}\nspaces:\n{spaces}\nexperiments (experiment=NAME): {experiments}\n"
+            f"keys (key=value, defaults shown):\n{describe_keys()}")
+
+
+def main(argv) -> int:
+    if any(arg in ("-h", "--help", "help") for arg in argv):
+        print(usage())
+        return 0
+    from ablate.config import ConfigError, load_config
+    try:
+        cfg = load_config(argv)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from ablate.sweep import SweepError, run_sweep
+    try:
+        table = run_sweep(cfg)
+    except SweepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from ablate.summary import summary_table
+    print(summary_table(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

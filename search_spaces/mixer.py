@@ -1,0 +1,24 @@
+"""The paper's token-mixer ablation (the four rows: conv causal/regular, symmetric branch, concat/gate) and
+the other mixer letters (S, B, X, G, P, I) in the default placement (mixers first, attention last)."""
+DESCRIPTION = __doc__
+SCHEDULER = "none"
+SEARCHABLE = False
+
+MIXER_ROWS = {
+    "causal, no symmetric (Mamba-like)": {"conv": "causal", "symmetric": False, "merge": "gate"},
+    "regular, no symmetric": {"conv": "regular", "symmetric": False, "merge": "gate"},
+    "regular + symmetric, gate": {"conv": "regular", "symmetric": True, "merge": "gate"},
+    "regular + symmetric, concat (final)": {"conv": "regular", "symmetric": True, "merge": "concat"},
+}
+OTHER_LETTERS = {"S": "vanilla Mamba (S)", "B": "bidirectional (B)", "X": "cross-scan (X)",
+                 "G": "gated CNN, no SSM (G)", "P": "parallel attn+SSM (P)", "I": "no mixer (I)"}
+
+
+def designs(cfg):
+    from ablate.spec import apply_pattern
+    from search_spaces import Design
+    base = apply_pattern(cfg.model.spec, "last_half").canonical
+    rows = [Design.make(label, base, {"M": knobs}) for label, knobs in MIXER_ROWS.items()]
+    for letter, label in OTHER_LETTERS.items():
+        rows.append(Design.make(label, apply_pattern(base, "last_half", mamba=letter).canonical))
+    return rows

@@ -1,0 +1,125 @@
+"""The sweep through its command line: a real tiny Ray Tune sweep, resume after a real kill, duplicates,
+budget rejection, and every bad-override message."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ablate.config import ConfigError, all_keys, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sweep(tmp_path, *overrides, timeout=300):
+    env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "run_sweep.py"), f"runs_dir={tmp_path / 'runs'}", *overrides],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def table(tmp_path, name):
+    return pd.read_parquet(tmp_path / "runs" / name / "results.parquet")
+
+
+def test_smoke_sweep_writes_one_row_per_trial(tmp_path):
+    done = sweep(tmp_path, "space=placement", "smoke=true", "name=s", "seeds=1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = table(tmp_path, "s")
+    assert len(rows) == 2 and set(rows["status"]) == {"ok"}
+    assert set(rows["spec"]) == {"C|CCC|MMMMTTTT|MMTT", "C|CCC|MMMMMMTT|MMMT"}
+    assert (rows["params"] > 0).all() and (rows["macs_total"] > rows["macs_scan"]).all()
+    assert (rows["throughput_img_s"] > 0).all() and (rows["epochs_done"] == 2).all()
+    assert (tmp_path / "runs" / "s" / "results.csv").is_file()
+    assert "| last N/2 (default) |" in done.stdout and "[s] 2/2 done" in done.stdout
+    again = sweep(tmp_path, "space=placement", "smoke=true", "name=s", "seeds=1")
+    assert again.returncode == 2 and "already has 2 finished trials" in again.stderr
+
+
+def test_resume_after_a_real_kill_finishes_only_the_missing_trials(tmp_path):
+    env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, str(ROOT / "run_sweep.py"), f"runs_dir={tmp_path / 'runs'}", "space=mixer",
+            "smoke=true", "name=k", "seeds=2"]
+    driver = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    trials = tmp_path / "runs" / "k" / "trials"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(trials.glob("*.json"))) < 1:
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)                    # the driver and everything it started
+    driver.wait()
+    before = {p.name: p.read_text() for p in trials.glob("*.json")}
+    assert 1 <= len(before) < 4, "the kill should land mid-sweep"
+    resumed = sweep(tmp_path, "space=mixer", "smoke=true", "name=k", "seeds=2", "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    rows = table(tmp_path, "k")
+    assert len(rows) == 4 and rows["trial_id"].is_unique                 # 2 designs x 2 seeds, no duplicate
+    for name, text in before.items():                                      # finished trials were not re-run
+        old, new = json.loads(text), json.loads((trials / name).read_text())
+        assert old["train_time_s"] == new["train_time_s"] and old["val_acc_best"] == new["val_acc_best"]
+
+
+def test_budget_rejects_without_training(tmp_path):
+    done = sweep(tmp_path, "space=placement", "smoke=true", "name=b", "seeds=1", "budget.max_params=215000")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = table(tmp_path, "b").set_index("spec")
+    assert rows.loc["C|CCC|MMMMTTTT|MMTT", "status"] == "rejected_budget"
+    assert "params 222,610 > budget.max_params 215,000" in rows.loc["C|CCC|MMMMTTTT|MMTT", "error"]
+    assert rows.loc["C|CCC|MMMMTTTT|MMTT", "epochs_done"] == 0
+    assert rows.loc["C|CCC|MMMMMMTT|MMMT", "status"] == "ok"
+
+
+def test_duplicate_architectures_are_trained_once(tmp_path):
+    """The ratio space gives the same spec for 'even 0' and 'last 0': one design, one trial."""
+    from search_spaces import ratio
+    cfg = load_config(["space=ratio"])
+    designs = ratio.designs(cfg)
+    assert len({d.spec for d in designs}) == len(designs)
+    assert len(designs) < 2 * len(ratio.RATIOS)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["trainer.epoch=3"], "Key 'epoch' not in 'TrainerConfig'"),
+    (["space=banana"], "unknown space 'banana'; valid: placement, mixer, ratio, free"),
+    (["search.algo=bayes"], "search.algo='bayes'; valid: grid, random, tpe, nsga2"),
+    (["scheduler=hyperband"], "scheduler='hyperband'; valid: auto, asha, none"),
+    (["seeds=0"], "seeds=0; need at least 1"),
+    (["seeds=three"], "Value 'three' of type 'str' could not be converted to Integer"),
+    (["resources.gpus_per_trial=-1"], "resources.gpus_per_trial=-1.0; must be >= 0"),
+    (["search.algo=tpe"], "search.algo=tpe needs a searchable space; 'placement' is a fixed grid"),
+    (["experiment=nope"], "unknown experiment 'nope'; valid:"),
+    (["smoke"], "override 'smoke' is not key=value"),
+])
+def test_bad_overrides_fail_before_ray_with_the_valid_choices(args, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(args)
+    assert message in str(error.value)
+
+
+def test_unknown_key_lists_every_valid_key():
+    with pytest.raises(ConfigError) as error:
+        load_config(["budget.max_flops=1"])
+    for key in ("budget.max_params", "resources.gpus_per_trial", "search.num_samples", "ray.address"):
+        assert key in str(error.value)
+
+
+def test_cli_error_exits_2_without_starting_ray(tmp_path):
+    done = sweep(tmp_path, "space=banana", timeout=60)
+    assert done.returncode == 2 and "unknown space 'banana'" in done.stderr and "Ray" not in done.stderr
+
+
+def test_help_lists_spaces_and_keys(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "run_sweep.py"), "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0
+    for text in ("placement", "mixer", "ratio", "free", "trainer.epochs = 3", "resources.gpus_per_trial = 0.0"):
+        assert text in done.stdout
+    assert len(all_keys()) > 30
+
+
+def test_data_shorthand_sets_the_dataset_name():
+    assert load_config(["data=digits"]).data.name == "digits"
