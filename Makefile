@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 setup: $(VENV)/.installed
 
 run: setup
-	$(PY) benchmarks/scan.py
+	$(PY) run_sweep.py space=placement
 
 test: setup
 	$(PY) -m pytest -q
@@ -27,4 +27,4 @@ bench: setup
 	$(PY) benchmarks/scan.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache runs

@@ -14,14 +14,11 @@ class Progress:
         self.name, self.total, self.epochs, self.stream = name, total, epochs, stream
         self.start = time.time()
         self.counts = {"ok": 0, "stopped_early": 0, "failed": 0, "rejected_budget": 0}
-        self.running = set()
+        self.running = 0
         self.best = None
 
-    def started(self, trial_id):
-        self.running.add(trial_id)
-
-    def finished(self, trial_id, row):
-        self.running.discard(trial_id)
+    def finished(self, row, running):
+        self.running = running
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         if row["status"] in ("ok", "stopped_early") and row["val_acc_best"] is not None:
             if self.best is None or row["val_acc_best"] > self.best[0]:
@@ -37,7 +34,7 @@ class Progress:
         best = f"best {self.best[0]:.3f} {self.best[1]} s{self.best[2]}" if self.best else "best -"
         print(f"[{self.name}] {done}/{self.total} done ({self.counts['ok']} ok, {self.counts['stopped_early']} "
               f"stopped, {self.counts['failed']} failed, {self.counts['rejected_budget']} over budget), "
-              f"{len(self.running)} running | {best} | {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min"
+              f"{self.running} running | {best} | {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min"
               + (f" | {event}" if event else ""), file=self.stream, flush=True)
 
     def finish(self):
@@ -51,25 +48,22 @@ class RowWriter(Callback):
         self.run_dir, self.run_name, self.space, self.cfg = run_dir, run_name, space, cfg
         self.patterns, self.progress = patterns, progress
 
-    def _write(self, trial, last_result, error=None):
+    def _write(self, trials, trial, last_result, error=None):
         from .sweep import design_of, row_from_trial
         if "duplicate_of" in last_result:          # an architecture+seed trained before: no second row
-            self.progress.running.discard(trial.trial_id)
             return
         row = row_from_trial(self.run_name, self.space, self.cfg, design_of(trial.config), self.patterns,
                              last_result)
         if error is not None:
             row.update(status="failed", error=error)
         write_row(self.run_dir, row)
-        self.progress.finished(trial.trial_id, row)
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.progress.started(trial.trial_id)
+        running = sum(1 for t in trials if t.status == "RUNNING" and t is not trial)
+        self.progress.finished(row, running)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._write(trial, trial.last_result or {})
+        self._write(trials, trial, trial.last_result or {})
 
     def on_trial_error(self, iteration, trials, trial, **info):
         error = trial.get_error() if hasattr(trial, "get_error") else None
         message = str(error).strip().splitlines()[-1] if error else "the trial process crashed"
-        self._write(trial, trial.last_result or {}, error=f"crashed: {message}")
+        self._write(trials, trial, trial.last_result or {}, error=f"crashed: {message}")

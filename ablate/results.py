@@ -55,7 +55,7 @@ def read_rows(run_dir: Path) -> List[dict]:
     return rows
 
 
-def write_table(run_dir: Path) -> "pandas.DataFrame":
+def write_table(run_dir: Path):
     """Rebuild results.parquet and results.csv from the per-trial files."""
     import pandas as pd
     frame = pd.DataFrame(read_rows(run_dir), columns=COLUMNS)

@@ -55,12 +55,24 @@ def design_key(design: dict) -> str:
     return design["spec"] if design["knobs"] == "{}" else f"{design['spec']} {design['knobs']}"
 
 
-def static_measures(proxy: dict, num_classes: int = 10) -> dict:
-    """Params and MACs of the proxy model at its resolution, measured before any training."""
+def expected_cost(spec: str, cfg: SweepConfig) -> int:
+    """A rough cost to start the slowest trials first (so no long trial runs alone at the end): the tokens
+    that SSM blocks scan, which dominate CPU time at proxy scale, plus one unit per block."""
+    from .spec import parse_spec
+    side = cfg.data.image_size // cfg.model.stem_stride
+    cost = 0
+    for index, stage in enumerate(parse_spec(spec).stages):
+        tokens = (side // 2 ** index) ** 2
+        cost += sum(tokens for letter in stage if letter in "MSBXP") + len(stage)
+    return cost
+
+
+def static_measures(proxy: dict) -> dict:
+    """Params and MACs of the proxy model at its resolution (with the dataset's classes), before training."""
     from .measure import count_macs, count_params
-    from .train import as_config, make_model
+    from .train import as_config, make_dataset, make_model
     cfg = as_config(proxy)
-    model = make_model(cfg, num_classes=num_classes)
+    model = make_model(cfg, num_classes=make_dataset(cfg).num_classes)
     macs = count_macs(model, (1, 3, cfg.data.image_size, cfg.data.image_size))
     return {"params": count_params(model), "macs_total": macs["macs_total"], "macs_scan": macs["macs_scan"]}
 
@@ -122,7 +134,8 @@ def _make_search(cfg: SweepConfig, space, known, done_rows):
         seeds = range(cfg.seeds)
         done = {row["trial_id"] for row in done_rows}
         pending = [{"pattern": d.pattern, "spec": d.spec, "knobs": d.knobs, "seed": s}
-                   for d in known for s in seeds if trial_key(d.key, s) not in done]
+                   for d in sorted(known, key=lambda d: -expected_cost(d.spec, cfg)) for s in seeds
+                   if trial_key(d.key, s) not in done]
         return None, scheduler, {"design": tune.grid_search(pending)} if pending else None, 1, len(pending)
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -140,7 +153,7 @@ def _make_search(cfg: SweepConfig, space, known, done_rows):
     return searcher, scheduler, {}, remaining, remaining
 
 
-def run_sweep(cfg: SweepConfig) -> "pandas.DataFrame":
+def run_sweep(cfg: SweepConfig):
     import ray
     from ray import tune
     from search_spaces import SPACES

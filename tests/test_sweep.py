@@ -68,7 +68,7 @@ def test_budget_rejects_without_training(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     rows = table(tmp_path, "b").set_index("spec")
     assert rows.loc["C|CCC|MMMMTTTT|MMTT", "status"] == "rejected_budget"
-    assert "params 222,610 > budget.max_params 215,000" in rows.loc["C|CCC|MMMMTTTT|MMTT", "error"]
+    assert "params 222,090 > budget.max_params 215,000" in rows.loc["C|CCC|MMMMTTTT|MMTT", "error"]
     assert rows.loc["C|CCC|MMMMTTTT|MMTT", "epochs_done"] == 0
     assert rows.loc["C|CCC|MMMMMMTT|MMMT", "status"] == "ok"
 
@@ -119,6 +119,18 @@ def test_help_lists_spaces_and_keys(tmp_path):
     for text in ("placement", "mixer", "ratio", "free", "trainer.epochs = 3", "resources.gpus_per_trial = 0.0"):
         assert text in done.stdout
     assert len(all_keys()) > 30
+
+
+def test_experiment_file_then_overrides():
+    cfg = load_config(["experiment=placement_match_v1", "seeds=2"])
+    assert cfg.space == "placement" and cfg.seeds == 2 and cfg.data.options["n_train"] == 4000
+
+
+def test_slowest_designs_are_scheduled_first():
+    from ablate.sweep import expected_cost
+    cfg = load_config([])
+    assert expected_cost("M|MMM|CCCCCCCC|CCCC", cfg) > expected_cost("C|CCC|MMMMMMMM|MMMM", cfg) \
+        > expected_cost("C|CCC|MMMMTTTT|MMTT", cfg) > expected_cost("C|CCC|TTTTTTTT|TTTT", cfg)
 
 
 def test_data_shorthand_sets_the_dataset_name():
