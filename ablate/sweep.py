@@ -219,7 +219,7 @@ def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:
             size = row["image_size"] or cfg.data.image_size
             dtype = "bf16" if device == "cuda" else "fp32"
             speed = throughput(model, batch=cfg.throughput_batch, resolution=size, device=device, dtype=dtype,
-                               channels_last=device == "cuda", warmup=2, iters=5)
+                               channels_last=device == "cuda", warmup=3, iters=10)
             memory = peak_memory(model, batch=cfg.throughput_batch, resolution=size, device=device)
             measured[key] = {"throughput_img_s": speed["throughput_img_s"], "throughput_batch": speed["batch"],
                              "throughput_device": speed["device"], "throughput_dtype": dtype,

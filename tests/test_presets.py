@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import ablate
-from ablate.presets import PRESETS, convert_official_state_dict, load_official
+from ablate.presets import PRESETS, convert_official_state_dict, load_official, load_official_file
 
 OFFICIAL_PARAMS = {
     "mambavision_t": 31_794_248, "mambavision_t2": 35_104_008, "mambavision_s": 50_140_584,
@@ -76,14 +76,16 @@ def _randomise(model, seed):
 
 
 @pytest.mark.parametrize("name, resolution", [("mambavision_t", 224), ("mambavision_s", 160)])
-def test_logits_equal_the_official_model(official, name, resolution):
+def test_logits_equal_the_official_model(official, name, resolution, tmp_path):
     """Same weights, eval, fp32: our logits equal the official model's. At 160 px stages 3-4 are padded
     (10x10 to 14x14, 5x5 to 7x7), which exercises the padding and cropping path too."""
     torch.manual_seed(0)
     reference = getattr(official, OFFICIAL_NAMES[name])().eval()
     _randomise(reference, seed=1)
     ours = ablate.create_model(name).eval()
-    load_official(ours, {"state_dict": reference.state_dict()})
+    checkpoint = tmp_path / "official.pth.tar"                 # as published: {"state_dict": ...} in a file
+    torch.save({"state_dict": reference.state_dict()}, checkpoint)
+    load_official_file(ours, checkpoint)
     images = torch.randn(2, 3, resolution, resolution)
     with torch.no_grad():
         expected, got = reference(images), ours(images)
