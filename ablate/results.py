@@ -21,6 +21,11 @@ COLUMNS = [
 STATUSES = ("ok", "stopped_early", "failed", "rejected_budget")
 
 
+def architecture_id(spec: str, knobs: str = "{}") -> str:
+    """The canonical spec, plus the mixer knobs (sorted JSON) when there are any: one id per architecture."""
+    return spec if knobs == "{}" else f"{spec} {knobs}"
+
+
 def trial_key(design_key: str, seed: int) -> str:
     """Stable id of (architecture, seed): the unit that is trained once and never twice."""
     return hashlib.sha1(f"{design_key}|seed={seed}".encode()).hexdigest()[:12]

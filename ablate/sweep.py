@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .config import SweepConfig
-from .results import fingerprint, read_rows, trial_key, write_row, write_table
+from .results import architecture_id, fingerprint, read_rows, trial_key, write_row, write_table
 from .train import ProxyConfig
 
 SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8}   # seeds stay as given
@@ -52,7 +52,7 @@ def design_of(config: dict) -> dict:
 
 
 def design_key(design: dict) -> str:
-    return design["spec"] if design["knobs"] == "{}" else f"{design['spec']} {design['knobs']}"
+    return architecture_id(design["spec"], design["knobs"])
 
 
 def expected_cost(spec: str, cfg: SweepConfig) -> int:

@@ -20,8 +20,8 @@ class Design:
 
     @property
     def key(self) -> str:
-        """Architecture id: the spec, plus the knobs when there are any."""
-        return self.spec if self.knobs == "{}" else f"{self.spec} {self.knobs}"
+        from ablate.results import architecture_id
+        return architecture_id(self.spec, self.knobs)
 
     @staticmethod
     def make(pattern, spec, knobs=None):
