@@ -186,9 +186,10 @@ def run_sweep(cfg: SweepConfig):
                                                     "gpu": cfg.resources.gpus_per_trial})
         progress = Progress(name, total, cfg.trainer.epochs)
         writer = RowWriter(run_dir, run_name=name, space=cfg.space, cfg=cfg, patterns=patterns, progress=progress)
+        # reuse_actors: one worker process serves trial after trial, instead of importing torch for each.
         tuner = tune.Tuner(trainable, param_space=param_space,
                            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                                       num_samples=num_samples),
+                                                       num_samples=num_samples, reuse_actors=True),
                            run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
                                                      storage_path=str(run_dir / "ray"), verbose=0,
                                                      callbacks=[writer]))
