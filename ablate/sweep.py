@@ -67,12 +67,17 @@ def expected_cost(spec: str, cfg: SweepConfig) -> int:
     return cost
 
 
-def static_measures(proxy: dict) -> dict:
-    """Params and MACs of the proxy model at its resolution (with the dataset's classes), before training."""
-    from .measure import count_macs, count_params
+def proxy_model(proxy: dict):
+    """The model a trial of ``proxy`` trains (the dataset's classes included), and its config."""
     from .train import as_config, make_dataset, make_model
     cfg = as_config(proxy)
-    model = make_model(cfg, num_classes=make_dataset(cfg).num_classes)
+    return make_model(cfg, num_classes=make_dataset(cfg).num_classes), cfg
+
+
+def static_measures(proxy: dict) -> dict:
+    """Params and MACs of the proxy model at its resolution, before training."""
+    from .measure import count_macs, count_params
+    model, cfg = proxy_model(proxy)
     macs = count_macs(model, (1, 3, cfg.data.image_size, cfg.data.image_size))
     return {"params": count_params(model), "macs_total": macs["macs_total"], "macs_scan": macs["macs_scan"]}
 
@@ -204,7 +209,6 @@ def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:
     import torch
 
     from .measure import peak_memory, throughput
-    from .train import as_config, make_model
     rows = read_rows(run_dir)
     device = "cuda" if cfg.resources.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu"
     torch.set_num_threads(os.cpu_count() or 1)
@@ -216,7 +220,7 @@ def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:
         if key not in measured:
             proxy = base_proxy(cfg)
             proxy["model"]["spec"], proxy["model"]["mixer_knobs"] = row["spec"], json.loads(row["knobs"])
-            model = make_model(as_config(proxy), num_classes=10)
+            model, _ = proxy_model(proxy)
             size = row["image_size"] or cfg.data.image_size
             dtype = "bf16" if device == "cuda" else "fp32"
             speed = throughput(model, batch=cfg.throughput_batch, resolution=size, device=device, dtype=dtype,
