@@ -25,7 +25,7 @@ def main(argv) -> int:
         return 2
     from ablate.sweep import SweepError, run_sweep
     try:
-        table = run_sweep(cfg)
+        table = run_sweep(cfg, command=" ".join(["python", "run_sweep.py", *argv]))
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -44,6 +44,18 @@ def fingerprint() -> Dict[str, str]:
     return {"torch_version": torch.__version__, "device": device, "host": platform.node()}
 
 
+def log_session(run_dir: Path, session: dict) -> None:
+    """Append one sweep session (command, machine, start, wall time) to runs/<name>/sessions.json."""
+    path = Path(run_dir) / "sessions.json"
+    sessions = json.loads(path.read_text()) if path.exists() else []
+    atomic_write_bytes(path, json.dumps(sessions + [session], indent=1).encode())
+
+
+def read_sessions(run_dir: Path) -> List[dict]:
+    path = Path(run_dir) / "sessions.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 def write_row(run_dir: Path, row: dict) -> None:
     unknown = set(row) - set(COLUMNS)
     if unknown:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .config import SweepConfig
-from .results import architecture_id, fingerprint, read_rows, trial_key, write_row, write_table
+from .results import architecture_id, fingerprint, log_session, read_rows, trial_key, write_row, write_table
 from .train import ProxyConfig
 
 SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8}   # seeds stay as given
@@ -158,7 +158,7 @@ def _make_search(cfg: SweepConfig, space, known, done_rows):
     return searcher, scheduler, {}, remaining, remaining
 
 
-def run_sweep(cfg: SweepConfig):
+def run_sweep(cfg: SweepConfig, command: str = ""):
     import ray
     from ray import tune
     from search_spaces import SPACES
@@ -175,6 +175,7 @@ def run_sweep(cfg: SweepConfig):
         raise SweepError(f"run {name!r} already has {len(done_rows)} finished trials in {run_dir}; "
                          f"add resume=true to finish it, or choose another name=")
     run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
     from omegaconf import OmegaConf
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     known = space.designs(cfg)
@@ -201,7 +202,12 @@ def run_sweep(cfg: SweepConfig):
         tuner.fit()
         progress.finish()
     measure_throughput(run_dir, cfg)
-    return write_table(run_dir)
+    table = write_table(run_dir)
+    log_session(run_dir, {"command": command or repr(cfg),
+                          "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+                          "wall_s": round(time.time() - started, 1), "cpus": os.cpu_count(),
+                          "trials_before": len(done_rows), "trials_after": len(table), **fingerprint()})
+    return table
 
 
 def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:
