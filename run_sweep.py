@@ -25,12 +25,12 @@ def main(argv) -> int:
         return 2
     from ablate.sweep import SweepError, run_sweep
     try:
-        table = run_sweep(cfg, command=" ".join(["python", "run_sweep.py", *argv]))
+        report = run_sweep(cfg, command=" ".join(["python", "run_sweep.py", *argv]))
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from ablate.summary import summary_table
-    print(summary_table(table))
+    print((report.parent / "table.md").read_text())
+    print(f"report: {report}")
     return 0
 
 

@@ -3,7 +3,9 @@
 A space module defines DESCRIPTION, SCHEDULER ("none" to reproduce: every trial trains to the full budget,
 since early stopping would bias the comparison; "asha" to search), SEARCHABLE (whether Optuna may propose
 designs) and designs(cfg) -> [Design] (the grid, or the known designs a search evaluates first). A
-searchable space also defines suggest(trial, cfg) -> Design, define-by-run for Optuna.
+searchable space also defines suggest(trial, cfg) -> Design, define-by-run for Optuna. A space that
+reproduces a table of the paper defines PAPER_TOP1 ({label: ImageNet top-1}) and PAPER_TABLE (its name); the
+report ranks the proxy against it.
 """
 import dataclasses
 import json

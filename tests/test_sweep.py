@@ -36,6 +36,9 @@ def test_smoke_sweep_writes_one_row_per_trial(tmp_path):
     assert (rows["throughput_img_s"] > 0).all() and (rows["epochs_done"] == 2).all()
     assert (tmp_path / "runs" / "s" / "results.csv").is_file()
     assert "| last N/2 (default) |" in done.stdout and "[s] 2/2 done" in done.stdout
+    report = tmp_path / "runs" / "s" / "report"
+    assert f"report: {report / 'report.md'}" in done.stdout
+    assert (report / "pareto_throughput.png").is_file() and "Kendall tau-b" in (report / "report.md").read_text()
     again = sweep(tmp_path, "space=placement", "smoke=true", "name=s", "seeds=1")
     assert again.returncode == 2 and "already has 2 finished trials" in again.stderr
 

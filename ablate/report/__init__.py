@@ -1,0 +1,119 @@
+"""Reports of a sweep: `python -m ablate.report runs/<name>` reads only the results table and writes
+runs/<name>/report/ (Pareto fronts, spec ribbons, training curves, report.md, tables for a paper)."""
+import math
+from pathlib import Path
+
+from ..results import read_sessions
+from .figures import pareto_figure, save, spec_ribbons, training_curves
+from .pareto import pareto_mask
+from .reproduction import reproduction, reproduction_markdown
+from .table import ReportError, design_labels, design_summary, latex_table, load_results, markdown_table, \
+    seed_accuracies
+
+__all__ = ["ReportError", "pareto_mask", "write_report"]
+
+FRONTS = {"throughput": ("throughput", "max"), "macs": ("macs_total", "min"), "params": ("params", "min")}
+
+
+def write_report(run_dir, out=None) -> Path:
+    """Write the report of runs/<name> into out (default runs/<name>/report); returns report.md's path."""
+    run_dir = Path(run_dir)
+    frame = load_results(run_dir)
+    if frame.empty:
+        raise ReportError(f"the results table of {run_dir} has no rows")
+    out = Path(out) if out else run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = design_summary(frame)
+    for objective in FRONTS:
+        save(pareto_figure(summary, objective, reference=objective != "macs"), out / f"pareto_{objective}")
+    colours, labels = _registry_style()
+    save(spec_ribbons(summary, colours, labels), out / "spec_ribbons")
+    save(training_curves(frame, design_labels(frame), list(summary["design"])), out / "training_curves")
+    frame.to_csv(out / "results.csv", index=False)
+    summary.to_csv(out / "designs.csv", index=False)
+    (out / "table.md").write_text(markdown_table(summary) + "\n")
+    (out / "table.tex").write_text(latex_table(summary))
+    path = out / "report.md"
+    path.write_text(report_markdown(run_dir, frame, summary))
+    return path
+
+
+def _registry_style():
+    from ..mixers import REGISTRY
+    return {l: e.color for l, e in REGISTRY.items()}, {l: e.label for l, e in REGISTRY.items()}
+
+
+def _paper_reference(space: str):
+    from search_spaces import SPACES
+    module = SPACES.get(space)
+    return (getattr(module, "PAPER_TOP1", None), getattr(module, "PAPER_TABLE", "")) if module else (None, "")
+
+
+def report_markdown(run_dir: Path, frame, summary) -> str:
+    space = str(frame["space"].dropna().iloc[0]) if frame["space"].notna().any() else "?"
+    sections = [_header(run_dir, frame, space), "## Designs", "",
+                "Sorted by mean best validation accuracy. The interval is a t-interval over seeds; MACs are "
+                "multiply-adds per image with the selective scan counted (and without it); img/s is measured "
+                "after training, one design at a time (see the header for the device).", "",
+                markdown_table(summary), "", _fronts(summary), _noise(frame)]
+    paper, table_name = _paper_reference(space)
+    if paper:
+        sections.append(reproduction_markdown(reproduction(seed_accuracies(frame), paper, table_name)))
+    sections += [_problems(frame), "## Figures", "",
+                 "![accuracy vs throughput](pareto_throughput.png)", "", "![accuracy vs MACs](pareto_macs.png)",
+                 "", "![accuracy vs params](pareto_params.png)", "", "![spec ribbons](spec_ribbons.png)", "",
+                 "![training curves](training_curves.png)", "",
+                 "Tables: `table.md`, `table.tex` (booktabs), `designs.csv` (per design), `results.csv` "
+                 "(per trial).", ""]
+    return "\n".join(sections)
+
+
+def _header(run_dir, frame, space) -> str:
+    first = frame.iloc[0]
+    lines = [f"# Report: {run_dir.name} (space `{space}`)", "",
+             f"- Data: `{first['dataset']}` at {first['image_size']} px; up to "
+             f"{int(frame['epochs_done'].max()) if frame['epochs_done'].notna().any() else 0} epochs; "
+             f"{frame['seed'].nunique()} seeds; {len(frame)} trials; "
+             f"{frame[['spec', 'knobs']].drop_duplicates().shape[0]} designs.",
+             f"- Trained with torch {first['torch_version']} on `{first['device']}` (host {first['host']}); "
+             f"throughput on `{first['throughput_device']}`, {first['throughput_dtype']}, batch "
+             f"{_int(first['throughput_batch'])}."]
+    for session in read_sessions(run_dir):
+        lines.append(f"- `{session['command']}`: started {session['started']}, {session['wall_s'] / 60:.1f} min "
+                     f"wall on {session['cpus']} CPUs ({session['device']}), trials "
+                     f"{session['trials_before']} -> {session['trials_after']}.")
+    return "\n".join(lines + [""])
+
+
+def _int(value):
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+def _fronts(summary) -> str:
+    lines = ["## Pareto fronts", "", "Non-dominated designs (mean accuracy up, the cost in the right direction):",
+             ""]
+    for objective, (column, direction) in FRONTS.items():
+        data = summary.dropna(subset=["acc_mean", column])
+        mask = pareto_mask(data[["acc_mean", column]].to_numpy(float), ["max", direction])
+        lines.append(f"- accuracy vs {objective}: {', '.join(data['design'][mask]) or 'none measured'}")
+    return "\n".join(lines + [""])
+
+
+def _noise(frame) -> str:
+    from .stats import noise_floor
+    floor = noise_floor(seed_accuracies(frame))
+    if math.isnan(floor["pooled_std"]):
+        return "## Seed noise\n\nOne seed per design: no estimate of the seed noise; run seeds>=2.\n"
+    return (f"## Seed noise\n\nPooled std of best validation accuracy over seeds, across designs: "
+            f"{floor['pooled_std']:.3f}. At {floor['seeds']} seeds a difference between two designs' means "
+            f"below {floor['floor']:.3f} is inside the noise (95%, normal approximation).\n")
+
+
+def _problems(frame) -> str:
+    bad = frame[frame["status"].isin(["failed", "rejected_budget"])]
+    if bad.empty:
+        return "## Failed and rejected trials\n\nNone.\n"
+    lines = ["## Failed and rejected trials", ""]
+    for _, row in bad.iterrows():
+        lines.append(f"- {row['status']}: `{row['spec']}` seed {row['seed']}: {row['error']}")
+    return "\n".join(lines + [""])

@@ -1,0 +1,137 @@
+"""Figures of a report: Pareto fronts, spec ribbons, training curves. Each function returns the Figure
+(tests count its points) and save() writes it as PNG and SVG."""
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")          # reports are written on headless machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from .pareto import pareto_mask  # noqa: E402
+from .reference import PUBLISHED  # noqa: E402
+
+# objective name -> (summary column, its spread column or None, direction, axis label)
+OBJECTIVES = {
+    "throughput": ("throughput", "throughput_std", "max", "throughput (img/s, this machine)"),
+    "macs": ("macs_total", None, "min", "MACs per image (scan included)"),
+    "params": ("params", None, "min", "parameters"),
+}
+
+
+def save(figure, stem: Path) -> list:
+    paths = [Path(f"{stem}.png"), Path(f"{stem}.svg")]
+    for path in paths:
+        figure.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(figure)
+    return paths
+
+
+def pareto_figure(summary, objective: str, reference: bool = False):
+    """Mean val acc (error bar: std over seeds) against one cost; the front drawn and its points filled.
+
+    reference=True adds the published ImageNet numbers in a panel of their own, never on the proxy's axes.
+    """
+    column, spread, direction, xlabel = OBJECTIVES[objective]
+    data = summary.dropna(subset=["acc_mean", column])
+    x, y = data[column].to_numpy(float), data["acc_mean"].to_numpy(float)
+    on_front = pareto_mask(np.stack([y, x], axis=1), ["max", direction]) if len(data) else np.zeros(0, bool)
+    panels = 2 if reference else 1
+    figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 5.2), squeeze=False)
+    ax = axes[0, 0]
+    xerr = data[spread].fillna(0).to_numpy(float) if spread else None
+    ax.errorbar(x, y, yerr=data["acc_std"].fillna(0).to_numpy(float), xerr=xerr, fmt="none", ecolor="0.6",
+                capsize=3, zorder=1)
+    ax.scatter(x, y, s=36, facecolors="white", edgecolors="0.35", zorder=2, gid="designs")
+    ax.scatter(x[on_front], y[on_front], s=60, color="tab:red", zorder=3, gid="front", label="Pareto front")
+    order = np.argsort(x[on_front])
+    ax.plot(x[on_front][order], y[on_front][order], color="tab:red", lw=1.2, zorder=2)
+    for xi, yi, name in zip(x, y, data["design"]):
+        ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_xlabel(xlabel + (" (higher is better)" if direction == "max" else " (lower is better)"))
+    ax.set_ylabel("validation accuracy (mean over seeds, ± std)")
+    ax.set_title("proxy: accuracy vs " + objective)
+    if objective in ("macs", "params"):
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    if reference:
+        reference_panel(axes[0, 1], "params" if objective == "params" else "throughput")
+    figure.tight_layout()
+    return figure
+
+
+def reference_panel(ax, objective: str) -> None:
+    """The paper's ImageNet-1K top-1 against A100 img/s (or params), one colour per family."""
+    families = sorted({p["family"] for p in PUBLISHED})
+    colours = dict(zip(families, plt.get_cmap("tab10").colors))
+    for family in families:
+        points = [p for p in PUBLISHED if p["family"] == family]
+        ax.plot([p[objective] for p in points], [p["top1"] for p in points], "o-", color=colours[family],
+                label=family, ms=5, lw=1 if family == "MambaVision" else 0.6, gid=f"reference-{family}")
+        for p in points:
+            ax.annotate(p["name"], (p[objective], p["top1"]), xytext=(3, 3), textcoords="offset points",
+                        fontsize=6)
+    ax.set_xlabel("A100 throughput (img/s, batch 128)" if objective == "throughput" else "parameters (M)")
+    ax.set_ylabel("ImageNet-1K top-1 (%)")
+    ax.set_title("published reference (ImageNet-1K, not the proxy)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right" if objective == "params" else "lower left")
+
+
+def spec_ribbons(summary, colours: dict, labels: dict):
+    """One row per design, one coloured cell per block, a gap between stages."""
+    specs = list(summary["spec"])
+    width = max(sum(len(s) for s in spec.split("|")) + spec.count("|") for spec in specs)
+    figure, ax = plt.subplots(figsize=(max(6.0, 0.28 * width + 3), 0.42 * len(specs) + 0.9))
+    used = set()
+    for row, spec in enumerate(specs):
+        column = 0
+        for stage in spec.split("|"):
+            for letter in stage:
+                ax.add_patch(Rectangle((column, -row - 0.4), 0.92, 0.8, color=colours[letter], gid="cell"))
+                used.add(letter)
+                column += 1
+            column += 0.6
+    ax.set_xlim(-0.2, width + 0.2)
+    ax.set_ylim(-len(specs) + 0.4, 0.6)
+    ax.set_yticks([-i for i in range(len(specs))], list(summary["design"]), fontsize=8)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.legend(handles=[Patch(color=colours[l], label=f"{l}: {labels[l]}") for l in sorted(used)],
+              fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("blocks per stage (stem not shown)", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(frame, labels, designs):
+    """Validation accuracy by epoch, one panel per design (in the given order), one line per seed; x marks an
+    early stop."""
+    columns = min(3, len(designs))
+    rows = math.ceil(len(designs) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.8 * rows), squeeze=False,
+                                sharey=True)
+    for ax, design in zip(axes.flat, designs):
+        group = frame[labels == design]
+        for _, trial in group.iterrows():
+            epochs = [h["epoch"] for h in trial["history"]]
+            accuracy = [h["val_acc"] for h in trial["history"]]
+            line, = ax.plot(epochs, accuracy, "o-", ms=3, lw=1, label=f"seed {trial['seed']}")
+            if trial["status"] == "stopped_early" and epochs:
+                ax.plot(epochs[-1], accuracy[-1], "x", ms=9, mew=2, color=line.get_color(), gid="stopped")
+        failed = int((group["status"] == "failed").sum())
+        ax.set_title(design + (f" ({failed} failed)" if failed else ""), fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes.flat[len(designs):]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel("val acc")
+    axes[0, 0].legend(fontsize=6)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,94 @@
+"""The reproduction section: the proxy's ranking of the paper's designs next to the paper's own."""
+import math
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from .stats import bootstrap_rank_agreement, noise_floor, pairwise, rank_agreement
+
+
+def reproduction(seeds: dict, paper: dict, table_name: str, n_boot: int = 2000) -> dict:
+    """Everything the section says, as numbers: ranks, tau/rho with bootstrap intervals, pairs, verdict."""
+    names = [name for name in sorted(paper, key=lambda n: -paper[n]) if name in seeds and len(seeds[name])]
+    missing = [name for name in paper if name not in names]
+    proxy = np.array([seeds[name].mean() for name in names])
+    floor = noise_floor({name: seeds[name] for name in names})
+    pairs = pairwise({name: seeds[name] for name in names}, names, n_boot)
+    for pair in pairs:                       # the paper ranks a above b (names are in the paper's order)
+        pair["paper_diff"] = paper[pair["a"]] - paper[pair["b"]]
+        pair["verdict"] = _verdict(pair, floor["floor"])
+    return {"table": table_name, "names": names, "missing": missing, "proxy": proxy,
+            "paper": np.array([paper[n] for n in names]),
+            "proxy_rank": scipy_stats.rankdata(-proxy), "paper_rank": scipy_stats.rankdata([-paper[n] for n in names]),
+            "agreement": rank_agreement(proxy, [paper[n] for n in names]),
+            "bootstrap": bootstrap_rank_agreement({n: seeds[n] for n in names}, paper, n_boot),
+            "floor": floor, "pairs": pairs, "seeds": {n: len(seeds[n]) for n in names}}
+
+
+def _verdict(pair, floor) -> str:
+    if pair["paper_diff"] == 0:
+        return "paper: tie"
+    resolved = (pair["low"] > 0 or pair["high"] < 0) and not abs(pair["diff"]) < floor
+    if not resolved:
+        return "inside the noise"
+    return "agrees" if (pair["diff"] > 0) == (pair["paper_diff"] > 0) else "disagrees"
+
+
+def _fmt(value, spec=".3f"):
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def reproduction_markdown(result: dict) -> str:
+    names, pairs, floor = result["names"], result["pairs"], result["floor"]
+    if len(names) < 2:
+        return (f"## Proxy vs the paper\n\nFewer than two of the paper's designs ({result['table']}) have "
+                f"trained seeds in this run; no ranking to compare.\n")
+    lines = [f"## Proxy vs the paper: {result['table']}", "",
+             "| design | proxy val acc (mean) | proxy rank | paper top-1 | paper rank |", "|---|---|---|---|---|"]
+    for i, name in enumerate(names):
+        lines.append(f"| {name} | {result['proxy'][i]:.3f} | {result['proxy_rank'][i]:g} | "
+                     f"{result['paper'][i]:.1f} | {result['paper_rank'][i]:g} |")
+    agreement, boot = result["agreement"], result["bootstrap"]
+    lines += ["", f"- Kendall tau-b = {_fmt(agreement['kendall_tau'], '.2f')} "
+                  f"(bootstrap 95% interval over seeds [{_fmt(boot['kendall_tau'][0], '.2f')}, "
+                  f"{_fmt(boot['kendall_tau'][1], '.2f')}]); Spearman rho = "
+                  f"{_fmt(agreement['spearman_rho'], '.2f')} ([{_fmt(boot['spearman_rho'][0], '.2f')}, "
+                  f"{_fmt(boot['spearman_rho'][1], '.2f')}]); {boot['undefined']} of {boot['n_boot']} "
+                  f"resamples had all proxy means equal and no ranking.",
+              f"- Seed-noise floor: pooled std over seeds {_fmt(floor['pooled_std'])}; two designs' means "
+              f"(at {floor['seeds']} seeds) must differ by more than {_fmt(floor['floor'])} to be outside it.",
+              f"- {_best_sentence(result)}"]
+    if result["missing"]:
+        lines.append(f"- Not in this run (no trained seed): {', '.join(result['missing'])}.")
+    counts = {v: sum(p["verdict"] == v for p in pairs) for v in ("agrees", "disagrees", "inside the noise")}
+    lines += [f"- Of {len(pairs)} pairs, the proxy resolves {counts['agrees']} in the paper's direction and "
+              f"{counts['disagrees']} against it; inside the seed noise: {counts['inside the noise']}.",
+              "", "Pairwise (A is ranked above B by the paper; difference = proxy mean A - mean B, 95% bootstrap "
+              "interval over seeds, two-sided permutation p-value):", "",
+              "| A | B | paper A - B | proxy A - B | interval | p | verdict |", "|---|---|---|---|---|---|---|"]
+    for p in pairs:
+        lines.append(f"| {p['a']} | {p['b']} | {p['paper_diff']:+.1f} | {p['diff']:+.3f} | "
+                     f"[{p['low']:+.3f}, {p['high']:+.3f}] | {p['p']:.2f} | {p['verdict']} |")
+    smallest = min(result["seeds"].values())
+    lines += ["", f"With {smallest} seeds per side an exact permutation test cannot give p below "
+                  f"{1 / math.comb(2 * smallest, smallest) * 2:.2f}; a verdict needs the interval to exclude "
+                  f"zero and the difference to exceed the noise floor.", ""]
+    return "\n".join(lines)
+
+
+def _best_sentence(result) -> str:
+    names, proxy, pairs = result["names"], result["proxy"], result["pairs"]
+    best = names[0]
+    rank = result["proxy_rank"][0]
+    against = [p for p in pairs if p["a"] == best]
+    resolved = sum(p["verdict"] == "agrees" for p in against)
+    lost = [p["b"] for p in against if p["verdict"] == "disagrees"]
+    text = (f"The paper's best design, {best}, ranks {rank:g} of {len(names)} on the proxy "
+            f"(mean {proxy[0]:.3f}); it is resolved above {resolved} of the other {len(against)}")
+    if lost:
+        text += f" and resolved below {', '.join(lost)}"
+    if rank == 1 and resolved == len(against):
+        return text + ": the proxy reproduces the paper's winner."
+    if not lost and rank <= 1.5:
+        return text + ": consistent with the paper, but not resolved from the seed noise."
+    return text + ": the proxy does not reproduce the paper's winner."

@@ -1,0 +1,111 @@
+"""Statistics over seeds: intervals, rank agreement with the paper, pairwise comparisons, the noise floor.
+
+Every function takes plain arrays or {design: array of per-seed accuracies}, so tests can feed tables with
+known answers.
+"""
+import itertools
+import math
+from typing import Dict, Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def t_interval(values: Sequence[float], level: float = 0.95):
+    """Mean and the t-interval for it; one value gives an interval of (nan, nan)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, (math.nan, math.nan)
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return mean, (mean - half, mean + half)
+
+
+def rank_agreement(proxy: Sequence[float], paper: Sequence[float]) -> Dict[str, float]:
+    """Kendall tau-b (ties counted as ties) and Spearman rho; nan when either side is constant."""
+    proxy, paper = np.asarray(proxy, dtype=float), np.asarray(paper, dtype=float)
+    if len(proxy) < 2 or np.ptp(proxy) == 0 or np.ptp(paper) == 0:
+        return {"kendall_tau": math.nan, "spearman_rho": math.nan}
+    return {"kendall_tau": float(stats.kendalltau(proxy, paper).statistic),
+            "spearman_rho": float(stats.spearmanr(proxy, paper).statistic)}
+
+
+def bootstrap_rank_agreement(seeds: Dict[str, np.ndarray], paper: Dict[str, float], n_boot: int = 2000,
+                             seed: int = 0, level: float = 0.95) -> Dict[str, object]:
+    """Percentile intervals of tau and rho when each design's seeds are resampled with replacement.
+
+    Resamples whose proxy means are all equal have no ranking; they are counted in `undefined` and left out
+    of the intervals.
+    """
+    names = [name for name in paper if name in seeds]
+    rng = np.random.default_rng(seed)
+    taus, rhos, undefined = [], [], 0
+    target = [paper[name] for name in names]
+    for _ in range(n_boot):
+        means = [rng.choice(seeds[name], size=len(seeds[name])).mean() for name in names]
+        agreement = rank_agreement(means, target)
+        if math.isnan(agreement["kendall_tau"]):
+            undefined += 1
+            continue
+        taus.append(agreement["kendall_tau"])
+        rhos.append(agreement["spearman_rho"])
+    low, high = 50 * (1 - level), 50 * (1 + level)
+    interval = (lambda v: (float(np.percentile(v, low)), float(np.percentile(v, high))) if v else
+                (math.nan, math.nan))
+    return {"kendall_tau": interval(taus), "spearman_rho": interval(rhos), "undefined": undefined,
+            "n_boot": n_boot}
+
+
+def permutation_p(a: Sequence[float], b: Sequence[float], max_exact: int = 20000, seed: int = 0) -> float:
+    """Two-sided p-value of the difference of means under random relabelling of the pooled seeds.
+
+    Exact (every split) when there are at most max_exact splits, else 10,000 random ones. With three seeds
+    per side there are 20 splits, so the smallest attainable p is 0.10.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    pooled, n = np.concatenate([a, b]), len(a)
+    observed = abs(a.mean() - b.mean())
+    if math.comb(len(pooled), n) <= max_exact:
+        splits = (list(c) for c in itertools.combinations(range(len(pooled)), n))
+    else:
+        rng = np.random.default_rng(seed)
+        splits = (rng.choice(len(pooled), n, replace=False) for _ in range(10000))
+    hits = total = 0
+    for index in splits:
+        mask = np.zeros(len(pooled), dtype=bool)
+        mask[index] = True
+        hits += abs(pooled[mask].mean() - pooled[~mask].mean()) >= observed - 1e-12
+        total += 1
+    return hits / total
+
+
+def bootstrap_difference(a, b, n_boot: int = 2000, seed: int = 0, level: float = 0.95):
+    """Percentile interval of mean(a) - mean(b), seeds of each side resampled independently."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    diffs = rng.choice(a, (n_boot, len(a))).mean(1) - rng.choice(b, (n_boot, len(b))).mean(1)
+    return float(np.percentile(diffs, 50 * (1 - level))), float(np.percentile(diffs, 50 * (1 + level)))
+
+
+def pairwise(seeds: Dict[str, np.ndarray], order: Sequence[str], n_boot: int = 2000):
+    """For each pair (A before B in `order`): the difference of means, its interval, and a p-value."""
+    rows = []
+    for first, second in itertools.combinations(order, 2):
+        a, b = seeds[first], seeds[second]
+        low, high = bootstrap_difference(a, b, n_boot)
+        rows.append({"a": first, "b": second, "diff": float(a.mean() - b.mean()), "low": low, "high": high,
+                     "p": permutation_p(a, b)})
+    return rows
+
+
+def noise_floor(seeds: Dict[str, np.ndarray], level: float = 0.95) -> Dict[str, float]:
+    """The seed noise: the pooled within-design std, and the half-width of a normal interval on the
+    difference of two designs' means at the typical seed count. A difference below it is inside the noise."""
+    groups = [np.asarray(v, dtype=float) for v in seeds.values() if len(v) > 1]
+    if not groups:
+        return {"pooled_std": math.nan, "floor": math.nan, "seeds": 1}
+    dof = sum(len(g) - 1 for g in groups)
+    pooled = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof)
+    n = int(np.median([len(g) for g in groups]))
+    floor = stats.norm.ppf(0.5 + level / 2) * pooled * math.sqrt(2 / n)
+    return {"pooled_std": pooled, "floor": floor, "seeds": n}

@@ -1,0 +1,123 @@
+"""The results table, one row per design: accuracy over seeds with intervals, cost, status counts."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..results import COLUMNS, STATUSES
+from .stats import t_interval
+
+TRAINED = ("ok", "stopped_early")
+
+
+class ReportError(ValueError):
+    pass
+
+
+def load_results(run_dir: Path) -> pd.DataFrame:
+    """results.parquet (or results.csv) of a run; history decoded to lists."""
+    run_dir = Path(run_dir)
+    for name, reader in (("results.parquet", pd.read_parquet), ("results.csv", pd.read_csv)):
+        if (run_dir / name).exists():
+            frame = reader(run_dir / name)
+            break
+    else:
+        raise ReportError(f"no results table in {run_dir}: expected results.parquet or results.csv "
+                          f"(written by run_sweep.py)")
+    missing = [c for c in ("spec", "pattern", "seed", "status", "val_acc_best") if c not in frame.columns]
+    if missing:
+        raise ReportError(f"{run_dir} has a results table without the columns {missing}; "
+                          f"expected the schema {COLUMNS}")
+    frame = frame.reindex(columns=COLUMNS)
+    frame["knobs"] = frame["knobs"].fillna("{}")
+    frame["history"] = frame["history"].map(_decode_history)
+    return frame
+
+
+def _decode_history(value):
+    if isinstance(value, str):
+        return json.loads(value) or []
+    return list(value) if isinstance(value, (list, np.ndarray)) else []
+
+
+def design_labels(frame: pd.DataFrame) -> pd.Series:
+    """The pattern name of each row, with its spec added where one name covers several designs."""
+    designs = frame[["pattern", "spec", "knobs"]].drop_duplicates()
+    shared = designs["pattern"].value_counts()
+    return frame.apply(lambda r: r["pattern"] if shared.get(r["pattern"], 0) == 1
+                       else f"{r['pattern']} {r['spec']}" + ("" if r["knobs"] == "{}" else f" {r['knobs']}"),
+                       axis=1)
+
+
+def seed_accuracies(frame: pd.DataFrame) -> dict:
+    """{design label: array of best val acc of its trained seeds}."""
+    trained = frame[frame["status"].isin(TRAINED)]
+    labels = design_labels(frame)[trained.index]
+    return {label: group["val_acc_best"].astype(float).to_numpy() for label, group in trained.groupby(labels)}
+
+
+def design_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per design, best first: accuracy mean/std/95% interval over seeds, params, MACs, img/s."""
+    labels = design_labels(frame)
+    rows = []
+    for label, group in frame.groupby(labels, sort=False):
+        trained = group[group["status"].isin(TRAINED)]
+        acc = trained["val_acc_best"].astype(float).to_numpy()
+        mean, (low, high) = t_interval(acc) if len(acc) else (math.nan, (math.nan, math.nan))
+        speed = trained["throughput_img_s"].astype(float).dropna()
+        first = group.iloc[0]
+        macs_total, macs_scan = _number(first["macs_total"]), _number(first["macs_scan"])
+        rows.append({
+            "design": label, "pattern": first["pattern"], "spec": first["spec"], "knobs": first["knobs"],
+            "seeds": len(trained), "acc_mean": mean, "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else math.nan,
+            "acc_low": low, "acc_high": high, "params": _number(first["params"]),
+            "macs_total": macs_total, "macs_scan": macs_scan, "macs_no_scan": macs_total - macs_scan,
+            "throughput": float(speed.mean()) if len(speed) else math.nan,
+            "throughput_std": float(speed.std(ddof=1)) if len(speed) > 1 else 0.0,
+            "epochs": int(trained["epochs_done"].max()) if len(trained) else 0,
+            **{status: int((group["status"] == status).sum()) for status in STATUSES},
+        })
+    summary = pd.DataFrame(rows)
+    return summary.sort_values("acc_mean", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def _number(value) -> float:
+    return math.nan if value is None or pd.isna(value) else float(value)
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def _status_counts(row) -> str:
+    return ", ".join(f"{row[s]} {s}" for s in STATUSES if row[s])
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    lines = ["| design | spec | seeds | val acc mean ± std | 95% interval | params | MMACs | MMACs no scan | "
+             "img/s | trials |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in summary.iterrows():
+        lines.append(
+            f"| {r['design']} | `{r['spec'].replace('|', chr(92) + '|')}` | {r['seeds']} | {_fmt(r['acc_mean'], '.3f')} ± "
+            f"{_fmt(r['acc_std'], '.3f')} | [{_fmt(r['acc_low'], '.3f')}, {_fmt(r['acc_high'], '.3f')}] | "
+            f"{_fmt(r['params'], ',.0f')} | {_fmt(r['macs_total'] / 1e6, '.1f')} | "
+            f"{_fmt(r['macs_no_scan'] / 1e6, '.1f')} | {_fmt(r['throughput'], '.0f')} | {_status_counts(r)} |")
+    return "\n".join(lines)
+
+
+def latex_table(summary: pd.DataFrame) -> str:
+    """A booktabs table for a paper."""
+    def escape(text):
+        return str(text).replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%") \
+            .replace("_", r"\_").replace("#", r"\#").replace("|", r"\textbar{}")
+    lines = [r"\begin{tabular}{llrrrrr}", r"\toprule",
+             r"Design & Spec & Val.\ acc. (\%) & Params (K) & MMACs & MMACs (no scan) & img/s \\", r"\midrule"]
+    for _, r in summary.iterrows():
+        acc = (f"{100 * r['acc_mean']:.1f} $\\pm$ {100 * r['acc_std']:.1f}" if not math.isnan(r["acc_std"])
+               else _fmt(100 * r["acc_mean"], ".1f"))
+        lines.append(f"{escape(r['design'])} & \\texttt{{{escape(r['spec'])}}} & {acc} & "
+                     f"{_fmt(r['params'] / 1e3, ',.0f')} & {_fmt(r['macs_total'] / 1e6, '.1f')} & "
+                     f"{_fmt(r['macs_no_scan'] / 1e6, '.1f')} & {_fmt(r['throughput'], '.0f')} \\\\")
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"

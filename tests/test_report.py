@@ -1,0 +1,139 @@
+"""The reporting layer: Pareto fronts against brute force, ranking statistics with known answers, and a
+report written from a small fixture results table."""
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ablate.report import ReportError, write_report
+from ablate.report.figures import pareto_figure
+from ablate.report.pareto import pareto_mask
+from ablate.report.reproduction import reproduction
+from ablate.report.stats import (bootstrap_rank_agreement, noise_floor, permutation_p, rank_agreement,
+                                 t_interval)
+from ablate.report.table import design_summary, load_results
+from ablate.results import trial_key, write_row, write_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def brute_force_front(points, directions):
+    sign = np.array([1 if d == "max" else -1 for d in directions])
+    front = []
+    for i, p in enumerate(points):
+        dominated = any(all(sign * q >= sign * p) and any(sign * q > sign * p)
+                        for j, q in enumerate(points) if j != i)
+        front.append(not dominated)
+    return np.array(front)
+
+
+@pytest.mark.parametrize("directions", [["max", "max"], ["max", "min"], ["min", "max", "min"]])
+def test_pareto_matches_brute_force_with_ties_and_duplicates(directions):
+    rng = np.random.default_rng(len(directions))
+    for trial in range(50):
+        points = rng.integers(0, 5, size=(rng.integers(1, 25), len(directions))).astype(float)  # many ties
+        points = np.concatenate([points, points[:3]])                                         # duplicates
+        np.testing.assert_array_equal(pareto_mask(points, directions), brute_force_front(points, directions))
+
+
+def test_pareto_known_front_and_bad_input():
+    points = [[0.9, 100], [0.9, 100], [0.8, 200], [0.7, 150], [0.95, 50], [float("nan"), 500]]
+    assert pareto_mask(points, ["max", "max"]).tolist() == [True, True, True, False, True, False]
+    assert pareto_mask(points, ["max", "min"]).tolist() == [False, False, False, False, True, False]
+    with pytest.raises(ValueError, match="unknown directions \\['up'\\]; valid: \\['max', 'min'\\]"):
+        pareto_mask(points, ["max", "up"])
+    with pytest.raises(ValueError, match="must be \\(n, 3\\)"):
+        pareto_mask(points, ["max", "max", "min"])
+
+
+def test_rank_statistics_on_known_orders():
+    assert rank_agreement([1, 2, 3, 4], [10, 20, 30, 40]) == {"kendall_tau": 1.0, "spearman_rho": 1.0}
+    assert rank_agreement([4, 3, 2, 1], [10, 20, 30, 40]) == {"kendall_tau": -1.0, "spearman_rho": -1.0}
+    one_swap = rank_agreement([1, 3, 2, 4], [10, 20, 30, 40])        # 5 concordant, 1 discordant pair
+    assert one_swap["kendall_tau"] == pytest.approx(4 / 6) and one_swap["spearman_rho"] == pytest.approx(0.8)
+    assert math.isnan(rank_agreement([1, 1, 1], [1, 2, 3])["kendall_tau"])
+
+
+def test_intervals_p_values_and_noise_floor_by_hand():
+    mean, (low, high) = t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and high - mean == pytest.approx(4.302653 / math.sqrt(3))
+    assert permutation_p([1, 2, 3], [4, 5, 6]) == pytest.approx(0.1)   # 2 of the 20 splits are as extreme
+    assert permutation_p([1, 2, 3], [1, 2, 3]) == 1.0
+    floor = noise_floor({"a": np.array([0.0, 1.0]), "b": np.array([2.0, 4.0])})
+    assert floor["pooled_std"] == pytest.approx(math.sqrt(1.25))
+    assert floor["floor"] == pytest.approx(1.959964 * math.sqrt(1.25) * 1.0)
+    seeds = {"a": np.array([0.9, 0.9]), "b": np.array([0.5, 0.5]), "c": np.array([0.1, 0.1])}
+    boot = bootstrap_rank_agreement(seeds, {"a": 3, "b": 2, "c": 1})
+    assert boot["kendall_tau"] == (1.0, 1.0) and boot["undefined"] == 0
+
+
+def test_reproduction_verdicts():
+    seeds = {"best": np.array([0.60, 0.61, 0.62]), "second": np.array([0.90, 0.91, 0.92]),
+             "third": np.array([0.30, 0.70, 0.50])}
+    result = reproduction(seeds, {"best": 82.3, "second": 81.9, "third": 81.0, "absent": 80.0}, "table")
+    verdicts = {(p["a"], p["b"]): p["verdict"] for p in result["pairs"]}
+    assert verdicts[("best", "second")] == "disagrees"
+    assert verdicts[("best", "third")] == "inside the noise"
+    assert result["missing"] == ["absent"] and result["proxy_rank"].tolist() == [2.0, 1.0, 3.0]
+
+
+DESIGNS = {  # label -> spec, best val acc per seed, img/s
+    "last N/2 (default)": ("C|CCC|MMMMTTTT|MMTT", [0.90, 0.92, 0.91], 900.0),
+    "last N/4": ("C|CCC|MMMMMMTT|MMMT", [0.80, 0.82, 0.81], 1000.0),
+    "first N/2": ("C|CCC|TTTTMMMM|TTMM", [0.70, 0.50, 0.60], 950.0),
+    "random": ("C|CCC|MTTMMTMT|TMTM", [0.60, 0.60, 0.60], 800.0),
+}
+
+
+def fixture_run(run_dir: Path) -> Path:
+    for i, (label, (spec, accuracies, speed)) in enumerate(DESIGNS.items()):
+        for seed, accuracy in enumerate(accuracies):
+            stopped = label == "random" and seed == 2
+            write_row(run_dir, {
+                "run": "fixture", "trial_id": trial_key(spec, seed), "space": "placement", "spec": spec,
+                "pattern": label, "knobs": "{}", "seed": seed, "dataset": "match", "image_size": 32,
+                "epochs_done": 2 if stopped else 3, "status": "stopped_early" if stopped else "ok",
+                "val_acc_best": accuracy, "params": 800_000 + 10_000 * i, "macs_total": 50e6 + 1e6 * i,
+                "macs_scan": 2e5, "throughput_img_s": speed, "throughput_device": "cpu", "throughput_batch": 64,
+                "history": [{"epoch": e + 1, "val_acc": accuracy * (e + 1) / 3} for e in range(2 if stopped else 3)]})
+    write_row(run_dir, {"run": "fixture", "trial_id": "failed1", "space": "placement", "spec": "C|CCC|MMMMMMMM|MMMM",
+                        "pattern": "all Mamba", "knobs": "{}", "seed": 0, "status": "failed",
+                        "error": "diverged: loss is nan at epoch 1, step 3", "history": []})
+    write_table(run_dir)
+    return run_dir
+
+
+def test_report_from_a_fixture_table(tmp_path):
+    run_dir = fixture_run(tmp_path / "fixture")
+    report = write_report(run_dir)
+    out = report.parent
+    for stem in ("pareto_throughput", "pareto_macs", "pareto_params", "spec_ribbons", "training_curves"):
+        assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.svg").stat().st_size > 0
+    text = report.read_text()
+    assert "| last N/2 (default) | `C\\|CCC\\|MMMMTTTT\\|MMTT` | 3 | 0.910 ± 0.010 | [0.885, 0.935] |" in text
+    assert "Kendall tau-b = 0.91" in text and "Spearman rho = 0.95" in text
+    assert "diverged: loss is nan at epoch 1, step 3" in text
+    assert "accuracy vs throughput: last N/2 (default), last N/4, first N/2" not in text
+    assert "- accuracy vs throughput: last N/2 (default), last N/4\n" in text
+    assert "\\toprule" in (out / "table.tex").read_text() and len(load_results(run_dir)) == 13
+    assert (out / "results.csv").read_text().count("\n") == 14
+
+
+def test_pareto_figure_has_a_point_per_design_and_marks_the_front(tmp_path):
+    summary = design_summary(load_results(fixture_run(tmp_path / "fixture")))
+    assert len(summary) == 5 and summary["acc_mean"].isna().sum() == 1     # all Mamba: failed, not plotted
+    figure = pareto_figure(summary, "throughput", reference=True)
+    offsets = {c.get_gid(): len(c.get_offsets()) for c in figure.axes[0].collections if c.get_gid()}
+    assert offsets == {"designs": 4, "front": 2}
+    assert any(line.get_gid() == "reference-MambaVision" for line in figure.axes[1].lines)
+
+
+def test_report_cli_names_a_missing_table(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "ablate.report", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and "no results table in" in done.stderr and "results.parquet" in done.stderr
+    with pytest.raises(ReportError, match="no results table"):
+        write_report(tmp_path)
