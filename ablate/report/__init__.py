@@ -52,7 +52,7 @@ def _paper_reference(space: str):
 def report_markdown(run_dir: Path, frame, summary) -> str:
     space = str(frame["space"].dropna().iloc[0]) if frame["space"].notna().any() else "?"
     sections = [_header(run_dir, frame, space), "## Designs", "",
-                "Sorted by mean best validation accuracy. The interval is a t-interval over seeds; MACs are "
+                "Sorted by mean best validation accuracy. The interval is a t-interval over seeds, cut to [0, 1]; MACs are "
                 "multiply-adds per image with the selective scan counted (and without it); img/s is measured "
                 "after training, one design at a time (see the header for the device).", "",
                 markdown_table(summary), "", _fronts(summary), _noise(frame)]
@@ -90,8 +90,9 @@ def _int(value):
 
 
 def _fronts(summary) -> str:
-    lines = ["## Pareto fronts", "", "Non-dominated designs (mean accuracy up, the cost in the right direction):",
-             ""]
+    lines = ["## Pareto fronts", "", "Non-dominated designs (mean accuracy up, the cost in the right direction). "
+             "The fronts are computed on means: two designs whose accuracies differ by less than the seed-noise "
+             "floor below are not separated by this run, whichever of them the front keeps.", ""]
     for objective, (column, direction) in FRONTS.items():
         data = summary.dropna(subset=["acc_mean", column])
         mask = pareto_mask(data[["acc_mean", column]].to_numpy(float), ["max", direction])

@@ -14,12 +14,14 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from .pareto import pareto_mask  # noqa: E402
 from .reference import PUBLISHED  # noqa: E402
 
-# objective name -> (summary column, its spread column or None, direction, axis label)
+# objective name -> (summary column, its spread column or None, direction, axis label, unit)
 OBJECTIVES = {
-    "throughput": ("throughput", "throughput_std", "max", "throughput (img/s, this machine)"),
-    "macs": ("macs_total", None, "min", "MACs per image (scan included)"),
-    "params": ("params", None, "min", "parameters"),
+    "throughput": ("throughput", "throughput_std", "max", "throughput (img/s, this machine)", 1.0),
+    "macs": ("macs_total", None, "min", "MMACs per image (scan included)", 1e6),
+    "params": ("params", None, "min", "parameters (M)", 1e6),
 }
+
+SEED_COLOURS = plt.get_cmap("tab10").colors
 
 
 def save(figure, stem: Path) -> list:
@@ -35,33 +37,44 @@ def pareto_figure(summary, objective: str, reference: bool = False):
 
     reference=True adds the published ImageNet numbers in a panel of their own, never on the proxy's axes.
     """
-    column, spread, direction, xlabel = OBJECTIVES[objective]
+    column, spread, direction, xlabel, unit = OBJECTIVES[objective]
     data = summary.dropna(subset=["acc_mean", column])
-    x, y = data[column].to_numpy(float), data["acc_mean"].to_numpy(float)
+    x, y = data[column].to_numpy(float) / unit, data["acc_mean"].to_numpy(float)
     on_front = pareto_mask(np.stack([y, x], axis=1), ["max", direction]) if len(data) else np.zeros(0, bool)
     panels = 2 if reference else 1
     figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 5.2), squeeze=False)
     ax = axes[0, 0]
-    xerr = data[spread].fillna(0).to_numpy(float) if spread else None
-    ax.errorbar(x, y, yerr=data["acc_std"].fillna(0).to_numpy(float), xerr=xerr, fmt="none", ecolor="0.6",
-                capsize=3, zorder=1)
+    xerr = data[spread].fillna(0).to_numpy(float) / unit if spread else None
+    std = data["acc_std"].fillna(0).to_numpy(float)
+    yerr = [y - np.clip(y - std, 0, 1), np.clip(y + std, 0, 1) - y]     # an accuracy bar ends at 0 and 1
+    ax.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="none", ecolor="0.6", capsize=3, zorder=1)
     ax.scatter(x, y, s=36, facecolors="white", edgecolors="0.35", zorder=2, gid="designs")
     ax.scatter(x[on_front], y[on_front], s=60, color="tab:red", zorder=3, gid="front", label="Pareto front")
     order = np.argsort(x[on_front])
     ax.plot(x[on_front][order], y[on_front][order], color="tab:red", lw=1.2, zorder=2)
-    for xi, yi, name in zip(x, y, data["design"]):
-        ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    label_points(ax, x, y, list(data["design"]))
     ax.set_xlabel(xlabel + (" (higher is better)" if direction == "max" else " (lower is better)"))
     ax.set_ylabel("validation accuracy (mean over seeds, ± std)")
     ax.set_title("proxy: accuracy vs " + objective)
-    if objective in ("macs", "params"):
-        ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     if reference:
         reference_panel(axes[0, 1], "params" if objective == "params" else "throughput")
     figure.tight_layout()
     return figure
+
+
+def label_points(ax, x, y, names):
+    """Name each point; labels of points that nearly coincide are stacked instead of drawn over each other."""
+    if not len(x):
+        return
+    u = (x - x.min()) / (np.ptp(x) or 1.0)                     # positions in units of the axis range
+    v = (y - y.min()) / (np.ptp(y) or 1.0)
+    placed = []
+    for i in np.argsort(-v, kind="stable"):
+        crowd = sum(1 for j in placed if abs(u[i] - u[j]) < 0.12 and abs(v[i] - v[j]) < 0.06)
+        ax.annotate(names[i], (x[i], y[i]), textcoords="offset points", xytext=(5, 4 - 9 * crowd), fontsize=7)
+        placed.append(i)
 
 
 def reference_panel(ax, objective: str) -> None:
@@ -76,6 +89,8 @@ def reference_panel(ax, objective: str) -> None:
             ax.annotate(p["name"], (p[objective], p["top1"]), xytext=(3, 3), textcoords="offset points",
                         fontsize=6)
     ax.set_xlabel("A100 throughput (img/s, batch 128)" if objective == "throughput" else "parameters (M)")
+    if objective == "params":
+        ax.set_xscale("log")            # 6M to 242M: on a linear axis the small models pile up
     ax.set_ylabel("ImageNet-1K top-1 (%)")
     ax.set_title("published reference (ImageNet-1K, not the proxy)")
     ax.grid(alpha=0.3)
@@ -118,12 +133,13 @@ def training_curves(frame, labels, designs):
                                 sharey=True)
     for ax, design in zip(axes.flat, designs):
         group = frame[labels == design]
-        for _, trial in group.iterrows():
+        for _, trial in group.sort_values("seed").iterrows():
             epochs = [h["epoch"] for h in trial["history"]]
             accuracy = [h["val_acc"] for h in trial["history"]]
-            line, = ax.plot(epochs, accuracy, "o-", ms=3, lw=1, label=f"seed {trial['seed']}")
+            colour = SEED_COLOURS[int(trial["seed"]) % len(SEED_COLOURS)]      # a seed looks the same everywhere
+            ax.plot(epochs, accuracy, "o-", ms=3, lw=1, color=colour, label=f"seed {trial['seed']}")
             if trial["status"] == "stopped_early" and epochs:
-                ax.plot(epochs[-1], accuracy[-1], "x", ms=9, mew=2, color=line.get_color(), gid="stopped")
+                ax.plot(epochs[-1], accuracy[-1], "x", ms=9, mew=2, color=colour, gid="stopped")
         failed = int((group["status"] == "failed").sum())
         ax.set_title(design + (f" ({failed} failed)" if failed else ""), fontsize=8)
         ax.grid(alpha=0.3)

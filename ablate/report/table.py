@@ -66,6 +66,7 @@ def design_summary(frame: pd.DataFrame) -> pd.DataFrame:
         trained = group[group["status"].isin(TRAINED)]
         acc = trained["val_acc_best"].astype(float).to_numpy()
         mean, (low, high) = t_interval(acc) if len(acc) else (math.nan, (math.nan, math.nan))
+        low, high = max(low, 0.0), min(high, 1.0)      # an accuracy interval ends where accuracy does
         speed = trained["throughput_img_s"].astype(float).dropna()
         first = group.iloc[0]
         macs_total, macs_scan = _number(first["macs_total"]), _number(first["macs_scan"])
