@@ -211,9 +211,24 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
     log_session(run_dir, {"command": command or repr(cfg),
                           "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
                           "wall_s": round(time.time() - started, 1), "cpus": os.cpu_count(),
-                          "trials_before": len(done_rows), "trials_after": len(table), **fingerprint()})
+                          "trials_before": len(done_rows), "trials_after": len(table), "commit": git_commit(),
+                          **fingerprint()})
     from .report import write_report
     return write_report(run_dir)
+
+
+def git_commit() -> str:
+    """The checkout's commit (with +dirty when files differ), so a report says which code made it."""
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
 
 
 def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:

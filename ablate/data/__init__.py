@@ -14,7 +14,9 @@ import numpy as np
 from . import real, synthetic
 from .base import DatasetError, Splits, cache_path, make_splits
 
-SYNTHETIC_SIZES = {"n_train": 4000, "n_val": 1000}
+# 500 validation images: a standard error of at most 2.2 points, far below the seed-to-seed spread of a trial
+# (0.25 on match); evaluating 1,000 cost 7% of a default sweep.
+SYNTHETIC_SIZES = {"n_train": 4000, "n_val": 500}
 
 
 def _synthetic(task: str) -> Callable:

@@ -81,7 +81,8 @@ def _header(run_dir, frame, space) -> str:
     for session in read_sessions(run_dir):
         lines.append(f"- `{session['command']}`: started {session['started']}, {session['wall_s'] / 60:.1f} min "
                      f"wall on {session['cpus']} CPUs ({session['device']}), trials "
-                     f"{session['trials_before']} -> {session['trials_after']}.")
+                     f"{session['trials_before']} -> {session['trials_after']}, code at commit "
+                     f"{session.get('commit', 'unknown')}.")
     return "\n".join(lines + [""])
 
 
