@@ -11,7 +11,7 @@ import pytest
 from ablate.report import ReportError, write_report
 from ablate.report.figures import pareto_figure
 from ablate.report.pareto import pareto_mask
-from ablate.report.reproduction import reproduction
+from ablate.report.reproduction import reproduction, seeds_to_resolve
 from ablate.report.stats import (bootstrap_rank_agreement, noise_floor, permutation_p, rank_agreement,
                                  t_interval)
 from ablate.report.table import design_summary, load_results
@@ -78,6 +78,8 @@ def test_reproduction_verdicts():
     assert verdicts[("best", "second")] == "disagrees"
     assert verdicts[("best", "third")] == "inside the noise"
     assert result["missing"] == ["absent"] and result["proxy_rank"].tolist() == [2.0, 1.0, 3.0]
+    assert seeds_to_resolve(0.1, 0.25) == math.ceil(2 * (1.959964 * 0.25 / 0.1) ** 2) == 49
+    assert seeds_to_resolve(0.0, 0.25) == math.inf
 
 
 DESIGNS = {  # label -> spec, best val acc per seed, img/s

@@ -39,6 +39,10 @@ def test_smoke_sweep_writes_one_row_per_trial(tmp_path):
     report = tmp_path / "runs" / "s" / "report"
     assert f"report: {report / 'report.md'}" in done.stdout
     assert (report / "pareto_throughput.png").is_file() and "Kendall tau-b" in (report / "report.md").read_text()
+    session, = json.loads((tmp_path / "runs" / "s" / "sessions.json").read_text())
+    assert session["command"].endswith("space=placement smoke=true name=s seeds=1")
+    assert (session["trials_before"], session["trials_after"]) == (0, 2) and session["wall_s"] > 0
+    assert f"`{session['command']}`: started {session['started']}" in (report / "report.md").read_text()
     again = sweep(tmp_path, "space=placement", "smoke=true", "name=s", "seeds=1")
     assert again.returncode == 2 and "already has 2 finished trials" in again.stderr
 

@@ -17,12 +17,20 @@ def reproduction(seeds: dict, paper: dict, table_name: str, n_boot: int = 2000) 
     for pair in pairs:                       # the paper ranks a above b (names are in the paper's order)
         pair["paper_diff"] = paper[pair["a"]] - paper[pair["b"]]
         pair["verdict"] = _verdict(pair, floor["floor"])
+        pair["seeds_needed"] = seeds_to_resolve(pair["diff"], floor["pooled_std"])
     return {"table": table_name, "names": names, "missing": missing, "proxy": proxy,
             "paper": np.array([paper[n] for n in names]),
             "proxy_rank": scipy_stats.rankdata(-proxy), "paper_rank": scipy_stats.rankdata([-paper[n] for n in names]),
             "agreement": rank_agreement(proxy, [paper[n] for n in names]),
             "bootstrap": bootstrap_rank_agreement({n: seeds[n] for n in names}, paper, n_boot),
             "floor": floor, "pairs": pairs, "seeds": {n: len(seeds[n]) for n in names}}
+
+
+def seeds_to_resolve(difference: float, pooled_std: float, z: float = 1.959964) -> float:
+    """Seeds per design at which a difference this large would clear the noise floor: 2 (z std / diff)^2."""
+    if math.isnan(pooled_std) or pooled_std == 0:
+        return 1.0 if difference else math.inf
+    return math.inf if difference == 0 else math.ceil(2 * (z * pooled_std / difference) ** 2)
 
 
 def _verdict(pair, floor) -> str:
@@ -65,15 +73,23 @@ def reproduction_markdown(result: dict) -> str:
               f"{counts['disagrees']} against it; inside the seed noise: {counts['inside the noise']}.",
               "", "Pairwise (A is ranked above B by the paper; difference = proxy mean A - mean B, 95% bootstrap "
               "interval over seeds, two-sided permutation p-value):", "",
-              "| A | B | paper A - B | proxy A - B | interval | p | verdict |", "|---|---|---|---|---|---|---|"]
+              "| A | B | paper A - B | proxy A - B | interval | p | verdict | seeds to resolve |",
+              "|---|---|---|---|---|---|---|---|"]
     for p in pairs:
         lines.append(f"| {p['a']} | {p['b']} | {p['paper_diff']:+.1f} | {p['diff']:+.3f} | "
-                     f"[{p['low']:+.3f}, {p['high']:+.3f}] | {p['p']:.2f} | {p['verdict']} |")
+                     f"[{p['low']:+.3f}, {p['high']:+.3f}] | {p['p']:.2f} | {p['verdict']} | "
+                     f"{_seeds(p['seeds_needed'])} |")
     smallest = min(result["seeds"].values())
     lines += ["", f"With {smallest} seeds per side an exact permutation test cannot give p below "
                   f"{1 / math.comb(2 * smallest, smallest) * 2:.2f}; a verdict needs the interval to exclude "
-                  f"zero and the difference to exceed the noise floor.", ""]
+                  f"zero and the difference to exceed the noise floor. \"Seeds to resolve\": seeds per design at "
+                  f"which a difference of this size would clear the noise floor, 2 (1.96 x pooled std / "
+                  f"difference)^2, if the seed spread stayed as measured.", ""]
     return "\n".join(lines)
+
+
+def _seeds(needed: float) -> str:
+    return "never" if math.isinf(needed) else "> 1,000" if needed > 1000 else str(int(needed))
 
 
 def _best_sentence(result) -> str:
