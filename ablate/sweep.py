@@ -176,7 +176,7 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
         raise SweepError(f"run {name!r} already has {len(done_rows)} finished trials in {run_dir}; "
                          f"add resume=true to finish it, or choose another name=")
     run_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
+    started, commit = time.time(), git_commit()     # the code as it was when the sweep started
     from omegaconf import OmegaConf
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     known = space.designs(cfg)
@@ -211,7 +211,7 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
     log_session(run_dir, {"command": command or repr(cfg),
                           "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
                           "wall_s": round(time.time() - started, 1), "cpus": os.cpu_count(),
-                          "trials_before": len(done_rows), "trials_after": len(table), "commit": git_commit(),
+                          "trials_before": len(done_rows), "trials_after": len(table), "commit": commit,
                           **fingerprint()})
     from .report import write_report
     return write_report(run_dir)
