@@ -22,8 +22,9 @@ class Progress:
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         if row["status"] in ("ok", "stopped_early") and row["val_acc_best"] is not None:
             if self.best is None or row["val_acc_best"] > self.best[0]:
-                self.best = (row["val_acc_best"], row["spec"], row["seed"])
-        self.show(f"{row['spec']} seed {row['seed']}: {row['status']}"
+                self.best = (row["val_acc_best"], row["pattern"], row["seed"])
+        # the design's label, not its spec: the mixer space has designs that share a spec and differ in knobs
+        self.show(f"{row['pattern']} seed {row['seed']}: {row['status']}"
                   + (f" {row['val_acc_best']:.3f}" if row["val_acc_best"] is not None else "")
                   + (f" ({row['error']})" if row["error"] else ""))
 
