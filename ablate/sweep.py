@@ -110,17 +110,20 @@ def run_trial(config, base=None, budget=None, run_dir=None):
     try:
         measures = static_measures(proxy)
     except Exception as error:               # a spec or knob that does not build: a failed trial, not a crash
-        tune.report({"epoch": 0, "val_acc": 0.0, "final": 1, "macs_total": 0, "result_json": json.dumps(
-            {"status": "failed", "error": f"{type(error).__name__}: {error}", "epochs_done": 0})})
-        return
+        return final_report({"status": "failed", "error": f"{type(error).__name__}: {error}"}, {})
     reason = over_budget(measures, budget)
     if reason:
-        tune.report({"epoch": 0, "val_acc": 0.0, "final": 1, **measures, "result_json": json.dumps(
-            {"status": "rejected_budget", "error": reason, "epochs_done": 0})})
-        return
+        return final_report({"status": "rejected_budget", "error": reason}, measures)
     result = train_proxy(proxy, report=lambda metrics: tune.report({**metrics, **measures}))
-    tune.report({"epoch": result["epochs_done"], "val_acc": result["val_acc_final"] or 0.0, "final": 1,
-                 **measures, "result_json": json.dumps(result)})
+    final_report(result, measures)
+
+
+def final_report(result: dict, measures: dict) -> None:
+    """A trial's last report: its whole result as JSON, from which the driver writes the row."""
+    from ray import tune
+    result = {"epochs_done": 0, **result}
+    tune.report({"epoch": result["epochs_done"], "val_acc": result.get("val_acc_final") or 0.0, "final": 1,
+                 "macs_total": 0, **measures, "result_json": json.dumps(result)})
 
 
 def _make_search(cfg: SweepConfig, space, known, done_rows):

@@ -1,6 +1,6 @@
 """Is each synthetic task discriminating? Trains designs on each task at the default proxy budget.
 
-    python benchmarks/tasks.py [--tasks match,count,texture] [--seeds 0,1,2] [--workers 2]
+    python benchmarks/tasks.py [--tasks match,count,texture] [--seeds 0,1,2] [--epochs 3] [--workers 2]
 
 One trial per (task, design, seed), one thread each, ``--workers`` at a time; prints best validation accuracy
 per seed, the mean, and the seconds per trial. A long-range task should leave the all-conv control near
@@ -21,19 +21,21 @@ DESIGNS = {
 
 
 def run(job):
-    task, design, seed = job
-    result = train_proxy({"model": {"spec": DESIGNS[design]}, "data": {"name": task}, "seed": seed})
-    return job, result["val_acc_best"], result["train_time_s"], result["error"]
+    task, design, seed, epochs = job
+    result = train_proxy({"model": {"spec": DESIGNS[design]}, "data": {"name": task}, "seed": seed,
+                          "trainer": {"epochs": epochs}})
+    return job[:3], result["val_acc_best"], result["train_time_s"], result["error"]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="match,count,texture")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (the proxy default is 3)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(t, d, s) for t in args.tasks.split(",") for d in DESIGNS for s in seeds]
+    jobs = [(t, d, s, args.epochs) for t in args.tasks.split(",") for d in DESIGNS for s in seeds]
     results = {}
     with ProcessPoolExecutor(args.workers) as pool:
         for (task, design, seed), accuracy, seconds, error in pool.map(run, jobs):

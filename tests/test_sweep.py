@@ -70,6 +70,16 @@ def test_resume_after_a_real_kill_finishes_only_the_missing_trials(tmp_path):
         assert old["train_time_s"] == new["train_time_s"] and old["val_acc_best"] == new["val_acc_best"]
 
 
+def test_diverging_trials_are_recorded_and_reported(tmp_path):
+    done = sweep(tmp_path, "space=placement", "smoke=true", "name=d", "seeds=1", "trainer.lr=1e9")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = table(tmp_path, "d")
+    assert len(rows) == 2 and set(rows["status"]) == {"failed"}
+    assert rows["error"].str.match(r"diverged: loss is (nan|inf) at epoch 1, step \d+").all()
+    report = (tmp_path / "runs" / "d" / "report" / "report.md").read_text()
+    assert report.count("- failed: `C|CCC|") == 2 and "diverged: loss is" in report
+
+
 def test_budget_rejects_without_training(tmp_path):
     done = sweep(tmp_path, "space=placement", "smoke=true", "name=b", "seeds=1", "budget.max_params=215000")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -81,7 +81,7 @@ def reproduction_markdown(result: dict) -> str:
                      f"{_seeds(p['seeds_needed'])} |")
     smallest = min(result["seeds"].values())
     lines += ["", f"With {smallest} seeds per side an exact permutation test cannot give p below "
-                  f"{1 / math.comb(2 * smallest, smallest) * 2:.2f}; a verdict needs the interval to exclude "
+                  f"{2 / math.comb(2 * smallest, smallest):.2g}; a verdict needs the interval to exclude "
                   f"zero and the difference to exceed the noise floor. \"Seeds to resolve\": seeds per design at "
                   f"which a difference of this size would clear the noise floor, 2 (1.96 x pooled std / "
                   f"difference)^2, if the seed spread stayed as measured.", ""]
