@@ -6,13 +6,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ablate.report import ReportError, write_report
 from ablate.report.figures import pareto_figure
 from ablate.report.pareto import pareto_mask
 from ablate.report.reproduction import reproduction, seeds_to_resolve
-from ablate.report.stats import (bootstrap_rank_agreement, noise_floor, permutation_p, rank_agreement,
+from ablate.report.stats import (bootstrap_rank_agreement, noise_floor, permutation_p, rank_agreement, sign_flip_p,
                                  t_interval)
 from ablate.report.table import design_summary, load_results
 from ablate.results import trial_key, write_row, write_table
@@ -62,6 +63,8 @@ def test_intervals_p_values_and_noise_floor_by_hand():
     assert mean == 2.0 and high - mean == pytest.approx(4.302653 / math.sqrt(3))
     assert permutation_p([1, 2, 3], [4, 5, 6]) == pytest.approx(0.1)   # 2 of the 20 splits are as extreme
     assert permutation_p([1, 2, 3], [1, 2, 3]) == 1.0
+    assert sign_flip_p([0.1, 0.2, 0.3]) == pytest.approx(2 / 8)      # only all-plus and all-minus reach 0.2
+    assert sign_flip_p([1.0] * 6) == pytest.approx(2 / 64) and sign_flip_p([0.0, 0.0]) == 1.0
     floor = noise_floor({"a": np.array([0.0, 1.0]), "b": np.array([2.0, 4.0])})
     assert floor["pooled_std"] == pytest.approx(math.sqrt(1.25))
     assert floor["floor"] == pytest.approx(1.959964 * math.sqrt(1.25) * 1.0)
@@ -78,6 +81,11 @@ def test_reproduction_verdicts():
     assert verdicts[("best", "second")] == "disagrees"
     assert verdicts[("best", "third")] == "inside the noise"
     assert result["missing"] == ["absent"] and result["proxy_rank"].tolist() == [2.0, 1.0, 3.0]
+    assert all(p["paired_n"] == 0 for p in result["pairs"])            # plain arrays: no seeds to pair on
+    by_seed = {"a": pd.Series([0.9, 0.5, 0.7], index=[0, 1, 2]),
+               "b": pd.Series([0.8, 0.4, 0.6, 0.1], index=[0, 1, 2, 3])}                # seed 3: a has none
+    pair, = reproduction(by_seed, {"a": 2.0, "b": 1.0}, "table")["pairs"]
+    assert (pair["paired_n"], pair["paired_diff"], pair["paired_p"]) == (3, pytest.approx(0.1), 0.25)
     assert seeds_to_resolve(0.1, 0.25) == math.ceil(2 * (1.959964 * 0.25 / 0.1) ** 2) == 49
     assert seeds_to_resolve(0.0, 0.25) == math.inf
 
@@ -122,6 +130,8 @@ def test_report_from_a_fixture_table(tmp_path):
     assert "- accuracy vs throughput: last N/2 (default), last N/4\n" in text
     assert "\\toprule" in (out / "table.tex").read_text() and len(load_results(run_dir)) == 13
     assert (out / "results.csv").read_text().count("\n") == 14
+    again = write_report(out, tmp_path / "again")          # a report's results.csv is a results table itself
+    assert again.read_text().split("## Designs")[1] == text.split("## Designs")[1]
 
 
 def test_pareto_figure_has_a_point_per_design_and_marks_the_front(tmp_path):

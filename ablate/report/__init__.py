@@ -1,5 +1,6 @@
 """Reports of a sweep: `python -m ablate.report runs/<name>` reads only the results table and writes
 runs/<name>/report/ (Pareto fronts, spec ribbons, training curves, report.md, tables for a paper)."""
+import json
 import math
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def write_report(run_dir, out=None) -> Path:
     colours, labels = _registry_style()
     save(spec_ribbons(summary, colours, labels), out / "spec_ribbons")
     save(training_curves(frame, design_labels(frame), list(summary["design"])), out / "training_curves")
-    frame.to_csv(out / "results.csv", index=False)
+    # history back to JSON, so this results.csv is a results table that the report can be made from again
+    frame.assign(history=frame["history"].map(json.dumps)).to_csv(out / "results.csv", index=False)
     summary.to_csv(out / "designs.csv", index=False)
     (out / "table.md").write_text(markdown_table(summary) + "\n")
     (out / "table.tex").write_text(latex_table(summary))

@@ -73,18 +73,22 @@ def reproduction_markdown(result: dict) -> str:
               f"{counts['disagrees']} against it; inside the seed noise: {counts['inside the noise']}.",
               "", "Pairwise (A is ranked above B by the paper; difference = proxy mean A - mean B, 95% bootstrap "
               "interval over seeds, two-sided permutation p-value):", "",
-              "| A | B | paper A - B | proxy A - B | interval | p | verdict | seeds to resolve |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| A | B | paper A - B | proxy A - B | interval | p | verdict | seeds to resolve | paired A - B (seeds) "
+              "| paired p |", "|---|---|---|---|---|---|---|---|---|---|"]
     for p in pairs:
+        paired = (f"{p['paired_diff']:+.3f} ({p['paired_n']}) | {p['paired_p']:.2g}" if p["paired_n"] else "- | -")
         lines.append(f"| {p['a']} | {p['b']} | {p['paper_diff']:+.1f} | {p['diff']:+.3f} | "
                      f"[{p['low']:+.3f}, {p['high']:+.3f}] | {p['p']:.2f} | {p['verdict']} | "
-                     f"{_seeds(p['seeds_needed'])} |")
+                     f"{_seeds(p['seeds_needed'])} | {paired} |")
     smallest = min(result["seeds"].values())
     lines += ["", f"With {smallest} seeds per side an exact permutation test cannot give p below "
                   f"{2 / math.comb(2 * smallest, smallest):.2g}; a verdict needs the interval to exclude "
                   f"zero and the difference to exceed the noise floor. \"Seeds to resolve\": seeds per design at "
                   f"which a difference of this size would clear the noise floor, 2 (1.96 x pooled std / "
-                  f"difference)^2, if the seed spread stayed as measured.", ""]
+                  f"difference)^2, if the seed spread stayed as measured. Paired: the designs compared seed by seed on "
+                  f"the seeds both ran (a seed draws the initialisation and, for synthetic tasks, the dataset, so "
+                  f"outcomes of one seed go together across designs), with an exact sign-flip p-value "
+                  f"(smallest possible 2 / 2^seeds); the verdict column does not use it.", ""]
     return "\n".join(lines)
 
 

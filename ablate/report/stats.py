@@ -87,14 +87,31 @@ def bootstrap_difference(a, b, n_boot: int = 2000, seed: int = 0, level: float =
     return float(np.percentile(diffs, 50 * (1 - level))), float(np.percentile(diffs, 50 * (1 + level)))
 
 
+def sign_flip_p(differences: Sequence[float], max_exact: int = 16, seed: int = 0) -> float:
+    """Two-sided p-value of a mean paired difference: every sign flip of the differences (10,000 random ones
+    past max_exact pairs). With n pairs the smallest attainable p is 2 / 2^n."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) <= max_exact:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(d))))
+    else:
+        signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(10000, len(d)))
+    return float(np.mean(np.abs((signs * d).mean(axis=1)) >= abs(d.mean()) - 1e-12))
+
+
 def pairwise(seeds: Dict[str, np.ndarray], order: Sequence[str], n_boot: int = 2000):
-    """For each pair (A before B in `order`): the difference of means, its interval, and a p-value."""
+    """For each pair (A before B in `order`): the difference of means, its interval, and a p-value; and, where
+    both designs ran the same seeds (Series indexed by seed), the paired difference and its sign-flip p."""
     rows = []
     for first, second in itertools.combinations(order, 2):
         a, b = seeds[first], seeds[second]
         low, high = bootstrap_difference(a, b, n_boot)
-        rows.append({"a": first, "b": second, "diff": float(a.mean() - b.mean()), "low": low, "high": high,
-                     "p": permutation_p(a, b)})
+        row = {"a": first, "b": second, "diff": float(np.mean(a) - np.mean(b)), "low": low, "high": high,
+               "p": permutation_p(a, b), "paired_n": 0, "paired_diff": math.nan, "paired_p": math.nan}
+        common = a.index.intersection(b.index) if hasattr(a, "index") and hasattr(b, "index") else []
+        if len(common) >= 2:
+            d = (a[common] - b[common]).to_numpy(float)
+            row.update(paired_n=len(common), paired_diff=float(d.mean()), paired_p=sign_flip_p(d))
+        rows.append(row)
     return rows
 
 

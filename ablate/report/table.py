@@ -52,10 +52,10 @@ def design_labels(frame: pd.DataFrame) -> pd.Series:
 
 
 def seed_accuracies(frame: pd.DataFrame) -> dict:
-    """{design label: array of best val acc of its trained seeds}."""
+    """{design label: best val acc of its trained seeds, a Series indexed by seed (so designs can be paired)}."""
     trained = frame[frame["status"].isin(TRAINED)]
     labels = design_labels(frame)[trained.index]
-    return {label: group["val_acc_best"].astype(float).to_numpy() for label, group in trained.groupby(labels)}
+    return {label: group.set_index("seed")["val_acc_best"].astype(float) for label, group in trained.groupby(labels)}
 
 
 def design_summary(frame: pd.DataFrame) -> pd.DataFrame:
