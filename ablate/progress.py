@@ -4,7 +4,7 @@ import time
 
 from ray.tune import Callback
 
-from .results import write_row
+from .results import TRAINED, write_row
 
 
 class Progress:
@@ -20,7 +20,7 @@ class Progress:
     def finished(self, row, running):
         self.running = running
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
-        if row["status"] in ("ok", "stopped_early") and row["val_acc_best"] is not None:
+        if row["status"] in TRAINED and row["val_acc_best"] is not None:
             if self.best is None or row["val_acc_best"] > self.best[0]:
                 self.best = (row["val_acc_best"], row["pattern"], row["seed"])
         # the design's label, not its spec: the mixer space has designs that share a spec and differ in knobs

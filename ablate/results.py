@@ -19,6 +19,7 @@ COLUMNS = [
     "train_time_s", "history", "torch_version", "device", "host",
 ]
 STATUSES = ("ok", "stopped_early", "failed", "rejected_budget")
+TRAINED = ("ok", "stopped_early")            # statuses whose row has a validation accuracy
 
 
 def architecture_id(spec: str, knobs: str = "{}") -> str:

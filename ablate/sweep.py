@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from .config import SweepConfig
-from .results import architecture_id, fingerprint, log_session, read_rows, trial_key, write_row, write_table
+from .results import (TRAINED, architecture_id, fingerprint, log_session, read_rows, trial_key, write_row,
+                      write_table)
 from .train import ProxyConfig
 
 SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8}   # seeds stay as given
@@ -151,7 +152,7 @@ def _make_search(cfg: SweepConfig, space, known, done_rows):
     samplers = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
                 "random": optuna.samplers.RandomSampler}
     multi = cfg.search.algo == "nsga2"      # accuracy and MACs (throughput is measured after training)
-    finished = {row["spec"]: row for row in done_rows if row["status"] in ("ok", "stopped_early")}
+    finished = {row["spec"]: row for row in done_rows if row["status"] in TRAINED}
     first = [space.params_of(d.spec) for d in known if d.spec not in finished]
     searcher = OptunaSearch(space=functools.partial(space.suggest, cfg=cfg),
                             metric=["val_acc", "macs_total"] if multi else "val_acc",
@@ -242,10 +243,10 @@ def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:
     rows = read_rows(run_dir)
     device = "cuda" if cfg.resources.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu"
     torch.set_num_threads(os.cpu_count() or 1)
+    dtype = "bf16" if device == "cuda" else "fp32"
     measured = {}
-    warmed = False
     for row in rows:
-        if row["status"] not in ("ok", "stopped_early") or row["throughput_img_s"] is not None:
+        if row["status"] not in TRAINED or row["throughput_img_s"] is not None:
             continue
         key = (row["spec"], row["knobs"])
         if key not in measured:
@@ -253,13 +254,9 @@ def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:
             proxy["model"]["spec"], proxy["model"]["mixer_knobs"] = row["spec"], json.loads(row["knobs"])
             model, _ = proxy_model(proxy)
             size = row["image_size"] or cfg.data.image_size
-            dtype = "bf16" if device == "cuda" else "fp32"
-            if not warmed:      # the first timing of a process pays one-off costs: run it once, untimed
-                throughput(model, batch=cfg.throughput_batch, resolution=size, device=device, dtype=dtype,
-                           channels_last=device == "cuda", warmup=3, iters=5)
-                warmed = True
+            # the first timing of a process pays one-off costs: the first design gets 8 more untimed passes
             speed = throughput(model, batch=cfg.throughput_batch, resolution=size, device=device, dtype=dtype,
-                               channels_last=device == "cuda", warmup=3, iters=10)
+                               channels_last=device == "cuda", warmup=11 if not measured else 3, iters=10)
             memory = peak_memory(model, batch=cfg.throughput_batch, resolution=size, device=device)
             measured[key] = {"throughput_img_s": speed["throughput_img_s"], "throughput_batch": speed["batch"],
                              "throughput_device": speed["device"], "throughput_dtype": dtype,

@@ -57,10 +57,12 @@ def report_markdown(run_dir: Path, frame, summary) -> str:
                 "Sorted by mean best validation accuracy. The interval is a t-interval over seeds, cut to [0, 1]; MACs are "
                 "multiply-adds per image with the selective scan counted (and without it); img/s is measured "
                 "after training, one design at a time (see the header for the device).", "",
-                markdown_table(summary), "", _fronts(summary), _noise(frame)]
+                markdown_table(summary), "", _fronts(summary)]
+    seeds = seed_accuracies(frame)
+    sections.append(_noise(seeds))
     paper, table_name = _paper_reference(space)
     if paper:
-        sections.append(reproduction_markdown(reproduction(seed_accuracies(frame), paper, table_name)))
+        sections.append(reproduction_markdown(reproduction(seeds, paper, table_name)))
     sections += [_problems(frame), "## Figures", "",
                  "![accuracy vs throughput](pareto_throughput.png)", "", "![accuracy vs MACs](pareto_macs.png)",
                  "", "![accuracy vs params](pareto_params.png)", "", "![spec ribbons](spec_ribbons.png)", "",
@@ -103,9 +105,9 @@ def _fronts(summary) -> str:
     return "\n".join(lines + [""])
 
 
-def _noise(frame) -> str:
+def _noise(seeds: dict) -> str:
     from .stats import noise_floor
-    floor = noise_floor(seed_accuracies(frame))
+    floor = noise_floor(seeds)
     if math.isnan(floor["pooled_std"]):
         return "## Seed noise\n\nOne seed per design: no estimate of the seed noise; run seeds>=2.\n"
     return (f"## Seed noise\n\nPooled std of best validation accuracy over seeds, across designs: "

@@ -5,6 +5,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from .stats import bootstrap_rank_agreement, noise_floor, pairwise, rank_agreement
+from .table import fmt
 
 
 def reproduction(seeds: dict, paper: dict, table_name: str, n_boot: int = 2000) -> dict:
@@ -42,10 +43,6 @@ def _verdict(pair, floor) -> str:
     return "agrees" if (pair["diff"] > 0) == (pair["paper_diff"] > 0) else "disagrees"
 
 
-def _fmt(value, spec=".3f"):
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
-
-
 def reproduction_markdown(result: dict) -> str:
     names, pairs, floor = result["names"], result["pairs"], result["floor"]
     if len(names) < 2:
@@ -57,14 +54,14 @@ def reproduction_markdown(result: dict) -> str:
         lines.append(f"| {name} | {result['proxy'][i]:.3f} | {result['proxy_rank'][i]:g} | "
                      f"{result['paper'][i]:.1f} | {result['paper_rank'][i]:g} |")
     agreement, boot = result["agreement"], result["bootstrap"]
-    lines += ["", f"- Kendall tau-b = {_fmt(agreement['kendall_tau'], '.2f')} "
-                  f"(bootstrap 95% interval over seeds [{_fmt(boot['kendall_tau'][0], '.2f')}, "
-                  f"{_fmt(boot['kendall_tau'][1], '.2f')}]); Spearman rho = "
-                  f"{_fmt(agreement['spearman_rho'], '.2f')} ([{_fmt(boot['spearman_rho'][0], '.2f')}, "
-                  f"{_fmt(boot['spearman_rho'][1], '.2f')}]); {boot['undefined']} of {boot['n_boot']} "
+    lines += ["", f"- Kendall tau-b = {fmt(agreement['kendall_tau'], '.2f')} "
+                  f"(bootstrap 95% interval over seeds [{fmt(boot['kendall_tau'][0], '.2f')}, "
+                  f"{fmt(boot['kendall_tau'][1], '.2f')}]); Spearman rho = "
+                  f"{fmt(agreement['spearman_rho'], '.2f')} ([{fmt(boot['spearman_rho'][0], '.2f')}, "
+                  f"{fmt(boot['spearman_rho'][1], '.2f')}]); {boot['undefined']} of {boot['n_boot']} "
                   f"resamples had all proxy means equal and no ranking.",
-              f"- Seed-noise floor: pooled std over seeds {_fmt(floor['pooled_std'])}; two designs' means "
-              f"(at {floor['seeds']} seeds) must differ by more than {_fmt(floor['floor'])} to be outside it.",
+              f"- Seed-noise floor: pooled std over seeds {fmt(floor['pooled_std'])}; two designs' means "
+              f"(at {floor['seeds']} seeds) must differ by more than {fmt(floor['floor'])} to be outside it.",
               f"- {_best_sentence(result)}"]
     if result["missing"]:
         lines.append(f"- Not in this run (no trained seed): {', '.join(result['missing'])}.")

@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import COLUMNS, STATUSES
+from ..results import COLUMNS, STATUSES, TRAINED
 from .stats import t_interval
 
-TRAINED = ("ok", "stopped_early")
 
 
 class ReportError(ValueError):
@@ -88,7 +87,8 @@ def _number(value) -> float:
     return math.nan if value is None or pd.isna(value) else float(value)
 
 
-def _fmt(value, spec: str) -> str:
+def fmt(value, spec: str = ".3f") -> str:
+    """A number in the given format, or "-" where there is none (None or NaN)."""
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
@@ -101,10 +101,10 @@ def markdown_table(summary: pd.DataFrame) -> str:
              "img/s | trials |", "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
         lines.append(
-            f"| {r['design']} | `{r['spec'].replace('|', chr(92) + '|')}` | {r['seeds']} | {_fmt(r['acc_mean'], '.3f')} ± "
-            f"{_fmt(r['acc_std'], '.3f')} | [{_fmt(r['acc_low'], '.3f')}, {_fmt(r['acc_high'], '.3f')}] | "
-            f"{_fmt(r['params'], ',.0f')} | {_fmt(r['macs_total'] / 1e6, '.1f')} | "
-            f"{_fmt(r['macs_no_scan'] / 1e6, '.1f')} | {_fmt(r['throughput'], '.0f')} | {_status_counts(r)} |")
+            f"| {r['design']} | `{r['spec'].replace('|', chr(92) + '|')}` | {r['seeds']} | {fmt(r['acc_mean'], '.3f')} ± "
+            f"{fmt(r['acc_std'], '.3f')} | [{fmt(r['acc_low'], '.3f')}, {fmt(r['acc_high'], '.3f')}] | "
+            f"{fmt(r['params'], ',.0f')} | {fmt(r['macs_total'] / 1e6, '.1f')} | "
+            f"{fmt(r['macs_no_scan'] / 1e6, '.1f')} | {fmt(r['throughput'], '.0f')} | {_status_counts(r)} |")
     return "\n".join(lines)
 
 
@@ -117,8 +117,8 @@ def latex_table(summary: pd.DataFrame) -> str:
              r"Design & Spec & Val.\ acc. (\%) & Params (K) & MMACs & MMACs (no scan) & img/s \\", r"\midrule"]
     for _, r in summary.iterrows():
         acc = (f"{100 * r['acc_mean']:.1f} $\\pm$ {100 * r['acc_std']:.1f}" if not math.isnan(r["acc_std"])
-               else _fmt(100 * r["acc_mean"], ".1f"))
+               else fmt(100 * r["acc_mean"], ".1f"))
         lines.append(f"{escape(r['design'])} & \\texttt{{{escape(r['spec'])}}} & {acc} & "
-                     f"{_fmt(r['params'] / 1e3, ',.0f')} & {_fmt(r['macs_total'] / 1e6, '.1f')} & "
-                     f"{_fmt(r['macs_no_scan'] / 1e6, '.1f')} & {_fmt(r['throughput'], '.0f')} \\\\")
+                     f"{fmt(r['params'] / 1e3, ',.0f')} & {fmt(r['macs_total'] / 1e6, '.1f')} & "
+                     f"{fmt(r['macs_no_scan'] / 1e6, '.1f')} & {fmt(r['throughput'], '.0f')} \\\\")
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
