@@ -70,9 +70,9 @@ def expected_cost(spec: str, cfg: SweepConfig) -> int:
 
 def proxy_model(proxy: dict):
     """The model a trial of ``proxy`` trains (the dataset's classes included), and its config."""
-    from .train import as_config, make_dataset, make_model
+    from .train import as_config, make_model, model_classes
     cfg = as_config(proxy)
-    return make_model(cfg, num_classes=make_dataset(cfg).num_classes), cfg
+    return make_model(cfg, num_classes=model_classes(cfg)), cfg
 
 
 def static_measures(proxy: dict) -> dict:

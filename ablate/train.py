@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import load_dataset
+from .data import dataset_classes, load_dataset
 from .model import build_model
 
 
@@ -92,11 +92,20 @@ def make_model(cfg: ProxyConfig, num_classes: int, in_chans: int = 3):
                        in_chans=in_chans, stem_stride=m.stem_stride)
 
 
-def make_dataset(cfg: ProxyConfig):
+def _data_options(cfg: ProxyConfig) -> dict:
     options = dict(cfg.data.options)
     if cfg.data.root is not None:
         options["root"] = cfg.data.root
-    return load_dataset(cfg.data.name, image_size=cfg.data.image_size, seed=cfg.seed, **options)
+    return options
+
+
+def make_dataset(cfg: ProxyConfig):
+    return load_dataset(cfg.data.name, image_size=cfg.data.image_size, seed=cfg.seed, **_data_options(cfg))
+
+
+def model_classes(cfg: ProxyConfig) -> int:
+    """The classes of ``cfg``'s dataset, without loading it."""
+    return dataset_classes(cfg.data.name, **_data_options(cfg))
 
 
 NO_DECAY_SUFFIXES = ("A_log",)  # the SSM's decay rates: 2-D, but a parameter of the dynamics, not a weight

@@ -3,8 +3,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
-from ablate.data import DatasetError, LOADERS, load_dataset, synthetic
+from ablate.data import DatasetError, LOADERS, dataset_classes, load_dataset, synthetic
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +38,54 @@ def test_match_labels_are_balanced_and_need_both_probes():
     assert 0.4 < labels.mean() < 0.6
     white = (images == 255).all(-1)
     assert white.reshape(400, -1).any(1).all()                                # every image has probe frames
+
+
+def _colour_mask(images, colour):
+    return (images == synthetic.PALETTE[colour].astype(np.uint8)).all(-1)         # (N, H, W)
+
+
+def test_recall_label_is_the_value_under_the_queried_key_and_counts_say_nothing():
+    images, labels = synthetic.generate("recall", 200, 32, seed=0, pairs=4)
+    assert np.bincount(labels, minlength=4).min() > 30
+    for image, label in zip(images, labels):
+        counts = [int(_colour_mask(image[None], c).sum()) for c in range(4)]
+        assert sorted(counts) == [18, 18, 18, 27]                               # key + value each; query 9 more
+        frame = np.argwhere((image == 255).all(-1)).min(0)
+        query = image[frame[0] + 1, frame[1] + 1]
+        painted = np.isin(image.reshape(-1, 3).view("V3"), synthetic.PALETTE.astype(np.uint8).view("V3"))
+        dominoes, n = ndimage.label(painted.reshape(32, 32))                      # the query's inside touches white
+        values = []
+        for index in range(1, n + 1):
+            cells = np.argwhere(dominoes == index)
+            if len(cells) == 18 and np.array_equal(image[tuple(cells.min(0))], query):
+                values.append(image[tuple(cells.max(0))])                        # bottom cell: the value
+        assert len(values) == 1 and np.array_equal(values[0], synthetic.PALETTE[label].astype(np.uint8))
+
+
+def test_oddball_label_is_the_colour_shown_once():
+    images, labels = synthetic.generate("oddball", 100, 32, seed=0, palette=4, items=5)
+    for image, label in zip(images, labels):
+        counts = np.array([int(_colour_mask(image[None], c).sum()) for c in range(4)])
+        assert counts[label] == 9 and sorted(counts)[-1] == 45 and (counts > 0).sum() == 2
+    assert np.bincount(labels, minlength=4).min() > 10
+
+
+def test_class_count_follows_the_knob_that_sets_it():
+    assert load_dataset("recall", pairs=3, n_train=8, n_val=4).num_classes == 3
+    assert load_dataset("oddball", palette=6, n_train=8, n_val=4).num_classes == 6
+    assert load_dataset("count", n_train=8, n_val=4).num_classes == 5
+
+
+def test_out_of_range_colour_knob_names_the_range():
+    with pytest.raises(DatasetError, match="recall: pairs=9 is out of range; valid: 2..8"):
+        load_dataset("recall", pairs=9)
+
+
+def test_objects_that_cannot_fit_give_an_error_not_a_hang():
+    with pytest.raises(DatasetError, match="recall: the objects did not fit in a 8 px image in 1000 layouts"):
+        load_dataset("recall", image_size=8, n_train=4, n_val=4)
+    with pytest.raises(DatasetError, match="oddball: no room left for a 3 px object in a 8 px image"):
+        load_dataset("oddball", image_size=8, items=12, n_train=4, n_val=4)
 
 
 def test_unknown_task_option_lists_the_valid_ones():
@@ -128,3 +177,20 @@ def test_imagefolder_errors(tmp_path):
     (tmp_path / "noimages" / "cat").mkdir(parents=True)
     with pytest.raises(DatasetError, match="class folder .*cat holds no images"):
         load_dataset("imagefolder", root=tmp_path / "noimages")
+
+
+def test_class_count_without_loading_matches_the_loaded_dataset(tmp_path):
+    _write_cifar(tmp_path / "cifar")
+    _write_folder(tmp_path / "pets", classes=("cat", "dog", "owl"))
+    _write_folder(tmp_path / "split" / "train", per_class=2)
+    _write_folder(tmp_path / "split" / "val", per_class=1)
+    cases = [(task, {"n_train": 8, "n_val": 4}) for task in synthetic.TASKS]
+    cases += [("recall", {"pairs": 3, "n_train": 8, "n_val": 4}), ("count", {"max_count": 7, "n_train": 8, "n_val": 4}),
+              ("digits", {}), ("cifar10", {"root": tmp_path / "cifar"}), ("imagefolder", {"root": tmp_path / "pets"}),
+              ("imagefolder", {"root": tmp_path / "split"})]
+    for name, options in cases:
+        assert dataset_classes(name, **options) == load_dataset(name, image_size=32, **options).num_classes, name
+    with pytest.raises(DatasetError, match="imagefolder: directory .*missing does not exist"):
+        dataset_classes("imagefolder", root=tmp_path / "missing")
+    with pytest.raises(DatasetError, match="unknown dataset 'mnist'; valid: "):
+        dataset_classes("mnist")

@@ -1,8 +1,9 @@
 """Datasets for proxy trainings. Nothing downloads: data is generated, ships in a package, or is read from disk.
 
     load_dataset(name, image_size=32, seed=0, **options) -> Splits
+    dataset_classes(name, **options) -> int     (without reading the images)
 
-names: match, count, texture (synthetic, see synthetic.py), digits, cifar10 (root=), imagefolder (root=).
+names: match, order, recall, oddball, count, texture (synthetic, see synthetic.py), digits, cifar10 (root=), imagefolder (root=).
 """
 import inspect
 import os
@@ -46,15 +47,31 @@ def _synthetic(task: str) -> Callable:
     return load
 
 
+def _synthetic_classes(task: str) -> Callable[..., int]:
+    return lambda **options: synthetic.num_classes(task, options)
+
+
 LOADERS: Dict[str, Callable] = {
-    "match": _synthetic("match"),
-    "order": _synthetic("order"),
-    "count": _synthetic("count"),
-    "texture": _synthetic("texture"),
+    **{task: _synthetic(task) for task in synthetic.TASKS},
     "digits": real.load_digits,
     "cifar10": real.load_cifar10,
     "imagefolder": real.load_imagefolder,
 }
+
+# How many classes each dataset has, known without reading its images (to build a model for measuring it).
+CLASS_COUNTS: Dict[str, Callable[..., int]] = {
+    **{task: _synthetic_classes(task) for task in synthetic.TASKS},
+    "digits": lambda **_: real.DIGITS_CLASSES,
+    "cifar10": lambda **_: real.CIFAR10_CLASSES,
+    "imagefolder": real.imagefolder_classes,
+}
+
+
+def dataset_classes(name: str, **options) -> int:
+    """The number of classes ``load_dataset(name, **options)`` would return, without loading the data."""
+    if name not in CLASS_COUNTS:
+        raise DatasetError(f"unknown dataset {name!r}; valid: {', '.join(LOADERS)}")
+    return CLASS_COUNTS[name](**options)
 
 
 def load_dataset(name: str, image_size: int = 32, seed: int = 0, **options) -> Splits:
@@ -65,4 +82,4 @@ def load_dataset(name: str, image_size: int = 32, seed: int = 0, **options) -> S
     return make_splits(name, train_x, train_y, val_x, val_y, classes)
 
 
-__all__ = ["load_dataset", "LOADERS", "DatasetError", "Splits"]
+__all__ = ["load_dataset", "dataset_classes", "LOADERS", "DatasetError", "Splits"]

@@ -8,6 +8,8 @@ from .base import DatasetError, resize_uint8, split_indices
 
 CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_TEST = "test_batch"
+CIFAR10_CLASSES = 10
+DIGITS_CLASSES = 10
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -28,7 +30,7 @@ def load_digits(image_size, seed, val_fraction=0.2):
     images = (bunch.images * (255.0 / 16.0)).round().astype(np.uint8)[..., None].repeat(3, axis=-1)
     images = resize_uint8(images, image_size)
     train, val = split_indices(len(images), val_fraction, seed)
-    return images[train], bunch.target[train], images[val], bunch.target[val], 10
+    return images[train], bunch.target[train], images[val], bunch.target[val], DIGITS_CLASSES
 
 
 def _read_cifar_batch(path):
@@ -61,13 +63,18 @@ def load_cifar10(image_size, seed, root=None, n_train=None, n_val=None):
     if n_val:
         keep = rng.permutation(len(val_x))[:n_val]
         val_x, val_y = val_x[keep], val_y[keep]
-    return resize_uint8(train_x, image_size), train_y, resize_uint8(val_x, image_size), val_y, 10
+    return resize_uint8(train_x, image_size), train_y, resize_uint8(val_x, image_size), val_y, CIFAR10_CLASSES
 
 
-def _read_class_folders(root, image_size):
+def _class_names(root):
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
         raise DatasetError(f"imagefolder: {root} has no class sub-folders; expected {root}/<class>/<image>")
+    return classes
+
+
+def _read_class_folders(root, image_size):
+    classes = _class_names(root)
     images, labels = [], []
     for index, name in enumerate(classes):
         files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -91,10 +98,24 @@ def _read_image(path, image_size):
         raise DatasetError(f"imagefolder: {path} is not a readable image: {error}") from None
 
 
+def _imagefolder_root(root):
+    return _existing_dir(root, "imagefolder", "class sub-folders of images (<root>/<class>/<image>)")
+
+
+def _has_train_val(root):
+    return (root / "train").is_dir() and (root / "val").is_dir()
+
+
+def imagefolder_classes(root=None, **_):
+    """The number of classes, from the folder names alone (no image is read)."""
+    root = _imagefolder_root(root)
+    return len(_class_names(root / "train" if _has_train_val(root) else root))
+
+
 def load_imagefolder(image_size, seed, root=None, val_fraction=0.2):
     """<root>/<class>/<image>, split by seed; or <root>/train/<class> and <root>/val/<class> as given."""
-    root = _existing_dir(root, "imagefolder", "class sub-folders of images (<root>/<class>/<image>)")
-    if (root / "train").is_dir() and (root / "val").is_dir():
+    root = _imagefolder_root(root)
+    if _has_train_val(root):
         train_x, train_y, classes = _read_class_folders(root / "train", image_size)
         val_x, val_y, val_classes = _read_class_folders(root / "val", image_size)
         if val_classes != classes:

@@ -5,14 +5,24 @@
            "framed square of colour c" cannot express "some count is 2", so a model has to relate the two
            probes. Training mixes near and far pairs; validation pairs are all far apart. Knobs: palette,
            distractors, min_distance, near, near_distance, probe, probe_min, noise.
+  order    relative position: is the red dot left of the green one, among dots of other colours? Knobs:
+           distractors, min_gap, dot, noise.
+  recall   associative recall: key/value dominoes and a framed query showing one key colour; the label is
+           that key's value. Every image holds the same colours, so only the query and its key together give
+           the answer. Knobs: pairs (= classes), cell, min_distance, noise.
+  oddball  pop-out: several squares of one colour and one of another; the label is the odd colour, which no
+           square shows by itself. Knobs: palette (= classes), items, item, noise.
   count    global statistics: how many plus signs (1..max_count) among square distractors. Knobs: max_count,
            distractors, noise.
   texture  local control: the orientation of a striped patch (4 classes) on noise; a small conv net solves
            it. Knobs: patch, noise.
 """
-from typing import Callable, Dict, Tuple
+import inspect
+from typing import Callable, Dict, Tuple, Union
 
 import numpy as np
+
+from .base import DatasetError
 
 PALETTE = np.array([(230, 40, 40), (40, 200, 40), (50, 90, 255), (240, 220, 40), (220, 50, 220),
                     (40, 220, 220), (255, 140, 0), (150, 150, 150)], dtype=np.float32)
@@ -35,6 +45,27 @@ def _place(rng, occupied, side, tries=200):
     return None
 
 
+def _attempts(task, size, limit=1000):
+    """Layout attempts for a ``for`` loop that breaks once a layout fits; too many means it never will."""
+    yield from range(limit)
+    raise DatasetError(f"{task}: the objects did not fit in a {size} px image in {limit} layouts; use a larger "
+                       f"image_size or fewer or smaller objects")
+
+
+def _place_or_fail(rng, occupied, side, task):
+    spot = _place(rng, occupied, side, tries=10_000)
+    if spot is None:
+        raise DatasetError(f"{task}: no room left for a {side} px object in a {occupied.shape[0]} px image; use a "
+                           f"larger image_size or fewer or smaller objects")
+    return spot
+
+
+def _check_colours(task, knob, value, low):
+    if not low <= value <= len(PALETTE):
+        raise DatasetError(f"{task}: {knob}={value} is out of range; valid: {low}..{len(PALETTE)} (the palette "
+                           f"has {len(PALETTE)} colours)")
+
+
 def _finish(canvas):
     return np.clip(canvas, 0, 255).round().astype(np.uint8)
 
@@ -45,13 +76,14 @@ def match_image(rng, size, palette=2, distractors=2, min_distance=0.6, noise=0.0
     fraction ``near`` of the images has the probes close (centres at most near_distance*size apart), the rest
     far (at least min_distance*size apart). Near pairs make the comparison easy to discover; validation
     images are all far (VAL_OPTIONS), so the score says whether it carries across the image."""
+    _check_colours("match", "palette", palette, 2)
     canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
     probe = int(rng.integers(probe_min, probe + 1))
     close = rng.random() < near
     same = bool(rng.integers(0, 2))
     first = rng.integers(0, palette)
     second = first if same else (first + rng.integers(1, palette)) % palette
-    while True:
+    for _ in _attempts("match", size):
         trial = occupied.copy()
         a, b = _place(rng, trial, probe), _place(rng, trial, probe)
         if a is None or b is None:
@@ -75,7 +107,7 @@ def order_image(rng, size, distractors=4, min_gap=1, noise=0.05, dot=2):
     gap between them is at least ``min_gap`` px. Which side each is on is a relation between two distant
     places: their colours alone say nothing."""
     canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
-    while True:
+    for _ in _attempts("order", size):
         trial = occupied.copy()
         red, green = _place(rng, trial, dot), _place(rng, trial, dot)
         if red is not None and green is not None and abs(red[1] - green[1]) >= min_gap:
@@ -90,12 +122,55 @@ def order_image(rng, size, distractors=4, min_gap=1, noise=0.05, dot=2):
     return _finish(canvas), int(red[1] < green[1])
 
 
+def recall_image(rng, size, pairs=4, noise=0.05, cell=3, min_distance=0.0):
+    """Associative recall. ``pairs`` dominoes: a key square of colour a above a value square of colour b;
+    the keys are a permutation of the first ``pairs`` colours, the values another. A framed query square
+    shows one key colour; the label is the value under that key. Every image holds the same colours, once
+    each as key and value, so pooled counts say nothing; the answer needs the query and its key together."""
+    _check_colours("recall", "pairs", pairs, 2)
+    canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
+    keys, values = rng.permutation(pairs), rng.permutation(pairs)
+    asked = int(rng.integers(0, pairs))
+    frame = cell + 2
+    for _ in _attempts("recall", size):
+        trial = occupied.copy()
+        query = _place(rng, trial, frame)
+        spots = [_place(rng, trial, 2 * cell) for _ in range(pairs)]
+        if query is None or any(s is None for s in spots):
+            continue
+        key = spots[asked]
+        if np.hypot(query[0] - key[0], query[1] - key[1]) >= min_distance * size:
+            occupied = trial
+            break
+    for (y, x), a, b in zip(spots, keys, values):
+        canvas[y:y + cell, x:x + cell] = PALETTE[a]
+        canvas[y + cell:y + 2 * cell, x:x + cell] = PALETTE[b]
+    y, x = query
+    canvas[y:y + frame, x:x + frame] = 255.0
+    canvas[y + 1:y + 1 + cell, x + 1:x + 1 + cell] = PALETTE[keys[asked]]
+    return _finish(canvas), int(values[asked])
+
+
+def oddball_image(rng, size, palette=4, items=5, noise=0.05, item=3):
+    """``items`` squares of one colour and one of another, anywhere; the label is the odd one's colour. Any
+    colour can be the majority, so no square is odd by itself: only comparing it with the others far away
+    says which one it is. A linear head on pooled colour counts cannot say which count is 1."""
+    _check_colours("oddball", "palette", palette, 2)
+    canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
+    common = int(rng.integers(0, palette))
+    odd = int((common + rng.integers(1, palette)) % palette)
+    for colour in [odd] + [common] * items:
+        y, x = _place_or_fail(rng, occupied, item, "oddball")
+        canvas[y:y + item, x:x + item] = PALETTE[colour]
+    return _finish(canvas), odd
+
+
 def count_image(rng, size, max_count=5, distractors=3, noise=0.05):
     """1..max_count plus signs and some filled squares, random colours; the label is the number of pluses - 1."""
     canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
     count = int(rng.integers(1, max_count + 1))
     for _ in range(count):
-        y, x = _place(rng, occupied, 3, tries=10_000)
+        y, x = _place_or_fail(rng, occupied, 3, "count")
         colour = PALETTE[rng.integers(0, len(PALETTE))]
         canvas[y + 1, x:x + 3] = colour
         canvas[y:y + 3, x + 1] = colour
@@ -121,16 +196,22 @@ def texture_image(rng, size, patch=12, noise=0.15):
 # Options the validation split is always generated with, whatever the training split uses.
 VAL_OPTIONS = {"match": {"near": 0.0}}
 
-TASKS: Dict[str, Tuple[Callable, int]] = {
+# Each task's image function and its number of classes: a fixed count, or the option that sets it.
+TASKS: Dict[str, Tuple[Callable, Union[int, str]]] = {
     "match": (match_image, 2),
     "order": (order_image, 2),
-    "count": (count_image, 5),
+    "recall": (recall_image, "pairs"),
+    "oddball": (oddball_image, "palette"),
+    "count": (count_image, "max_count"),
     "texture": (texture_image, 4),
 }
 
 
 def num_classes(task: str, options: dict) -> int:
-    return options.get("max_count", 5) if task == "count" else TASKS[task][1]
+    draw, classes = TASKS[task]
+    if isinstance(classes, int):
+        return classes
+    return int(options.get(classes, inspect.signature(draw).parameters[classes].default))
 
 
 def generate(task: str, n: int, size: int, seed: int, **options):
