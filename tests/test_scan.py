@@ -67,6 +67,23 @@ def test_grouped_B_C_and_no_softplus(backend):
         assert rel_err(got, want) < 1e-4
 
 
+@pytest.mark.parametrize("backend", ["ref", "chunked"])
+def test_bad_B_C_layouts_are_named(backend):
+    inputs = {k: v.detach() for k, v in make_inputs(1, 12, 5, 3, groups=5).items()}
+    with pytest.raises(ValueError, match="B/C have 5 groups, which does not divide the 12 channels of u"):
+        selective_scan(**inputs, backend=backend)
+    inputs["B"] = inputs["C"] = torch.randn(1, 1, 1, 3, 5)
+    with pytest.raises(ValueError, match="B and C must be \\(batch, N, L\\) or \\(batch, G, N, L\\); got shape"):
+        selective_scan(**inputs, backend=backend)
+
+
+def test_chunked_scan_names_B_and_C_with_different_groups():
+    inputs = {k: v.detach() for k, v in make_inputs(1, 12, 5, 3, groups=3).items()}
+    inputs["C"] = torch.randn(1, 3, 5)
+    with pytest.raises(ValueError, match="B has 3 groups and C has 1; the chunked scan needs the same"):
+        selective_scan(**inputs, backend="chunked")
+
+
 def test_ref_matches_the_recurrence_by_hand():
     """Two steps, one channel, one state, written out: h1 = d1*b1*u1, h2 = exp(d2*a)*h1 + d2*b2*u2."""
     u, delta = torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[0.5, 0.25]]])

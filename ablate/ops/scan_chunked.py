@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .scan_ref import expand_groups
+from .scan_ref import bc_groups
 
 
 def _chunk_len(length: int) -> int:
@@ -140,8 +140,9 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         delta = delta + delta_bias.float()[:, None]
     if delta_softplus:
         delta = F.softplus(delta)
-    groups = B.shape[1] if B.dim() == 4 else 1
-    expand_groups(B[..., :1], dim)                              # validates shape and groups only
+    groups = bc_groups(B, dim)
+    if bc_groups(C, dim) != groups:
+        raise ValueError(f"B has {groups} groups and C has {bc_groups(C, dim)}; the chunked scan needs the same")
     per_group = dim // groups
     steps = _chunk_len(length)
     chunks = -(-length // steps)

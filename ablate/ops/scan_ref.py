@@ -12,16 +12,24 @@ import torch
 import torch.nn.functional as F
 
 
-def expand_groups(BC: torch.Tensor, dim: int) -> torch.Tensor:
-    """(batch, N, L) or (batch, G, N, L) -> (batch, dim, N, L), one row per channel."""
+def bc_groups(BC: torch.Tensor, dim: int) -> int:
+    """How many channel groups B or C has (1 for (batch, N, L)); a ValueError for any other layout."""
     if BC.dim() == 3:
-        return BC.unsqueeze(1).expand(-1, dim, -1, -1)
+        return 1
     if BC.dim() == 4:
         groups = BC.shape[1]
         if dim % groups:
             raise ValueError(f"B/C have {groups} groups, which does not divide the {dim} channels of u")
-        return BC.repeat_interleave(dim // groups, dim=1)
+        return groups
     raise ValueError(f"B and C must be (batch, N, L) or (batch, G, N, L); got shape {tuple(BC.shape)}")
+
+
+def expand_groups(BC: torch.Tensor, dim: int) -> torch.Tensor:
+    """(batch, N, L) or (batch, G, N, L) -> (batch, dim, N, L), one row per channel."""
+    groups = bc_groups(BC, dim)
+    if BC.dim() == 3:
+        return BC.unsqueeze(1).expand(-1, dim, -1, -1)
+    return BC.repeat_interleave(dim // groups, dim=1)
 
 
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None,
