@@ -1,70 +1,113 @@
 """Is each synthetic task discriminating? Trains designs on each task at the default proxy budget.
 
-    python benchmarks/tasks.py [--tasks match,count,texture] [--seeds 0,1,2] [--epochs 3] [--workers 2]
-                               [--option pairs=3 ...]
+    python benchmarks/tasks.py [--tasks match,count,texture] [--designs all-conv,all-attention] [--seeds 0,1,2]
+                               [--epochs 3] [--workers 2] [--option pairs=3 ...] [--set data.image_size=64 ...]
 
-One trial per (task, design, seed), one thread each, ``--workers`` at a time; prints best validation accuracy
-per seed, the mean, and the seconds per trial. A long-range task should leave the all-conv control near
-chance while designs with global mixers learn it.
+One trial per (task, design, seed), one thread each, ``--workers`` at a time; prints each trial as it ends,
+then best validation accuracy per seed, the mean and the seconds per trial, and a verdict per task. A
+long-range task is discriminating when the all-conv control stays near chance on every seed while a design
+with global mixers learns it on every seed (thresholds: NEAR_CHANCE and LEARNED, fractions of the way from
+chance to 1).
 """
 import argparse
 import json
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 
+from ablate.data import dataset_classes
 from ablate.train import train_proxy
 
 DESIGNS = {
     "all-conv": "C|C|CCCC|CC",
-    "default (MMMMTTTT|MMTT)": "C|CCC|MMMMTTTT|MMTT",
+    "default": "C|CCC|MMMMTTTT|MMTT",
     "all-attention": "C|CCC|TTTTTTTT|TTTT",
     "all-mamba": "C|CCC|MMMMMMMM|MMMM",
 }
+CONTROL = "all-conv"
+NEAR_CHANCE = 0.1   # at most chance + 0.1 * (1 - chance) on every seed
+LEARNED = 0.5       # at least chance + 0.5 * (1 - chance) on every seed
+
+
+def trial_config(task, design, seed, epochs, options, settings):
+    cfg = {"model": {"spec": DESIGNS[design]}, "data": {"name": task, "options": options}, "seed": seed,
+           "trainer": {"epochs": epochs}}
+    for key, value in settings.items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = value
+    return cfg
 
 
 def run(job):
-    task, design, seed, epochs, options = job
-    result = train_proxy({"model": {"spec": DESIGNS[design]}, "data": {"name": task, "options": options},
-                          "seed": seed, "trainer": {"epochs": epochs}})
-    return job[:3], result["val_acc_best"], result["train_time_s"], result["error"]
+    task, design, seed, cfg = job
+    result = train_proxy(cfg)
+    return (task, design, seed), result["val_acc_best"] or 0.0, result["train_time_s"], result["error"]
 
 
-def parse_option(item):
+def parse_pair(flag, item):
     key, sep, value = item.partition("=")
     if not sep:
-        raise SystemExit(f"--option {item!r} is not KEY=VALUE")
+        raise SystemExit(f"{flag} {item!r} is not KEY=VALUE")
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
 
 
+def verdict(task, accuracies, chance):
+    """One line: is ``task`` discriminating, from best accuracies per design (lists over seeds)."""
+    def progress(acc):
+        return (acc - chance) / (1 - chance)
+    if CONTROL not in accuracies:
+        return f"{task}: no verdict ({CONTROL} was not run)"
+    control = max(progress(a) for a in accuracies[CONTROL])
+    learners = [d for d, accs in accuracies.items() if d != CONTROL and min(map(progress, accs)) >= LEARNED]
+    near = control <= NEAR_CHANCE
+    answer = "discriminating" if near and learners else "not discriminating"
+    return (f"{task}: {answer} (chance {chance:.3f}; {CONTROL} {'stays' if near else 'does not stay'} near chance, "
+            f"best seed {control:.2f} of the way to 1; learned on every seed by: {', '.join(learners) or 'none'})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="match,count,texture")
+    parser.add_argument("--designs", default=",".join(DESIGNS), help=f"from: {', '.join(DESIGNS)}")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (the proxy default is 3)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a task knob for every task run, e.g. pairs=3 (value read as JSON when it parses)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a trial config key, dotted, e.g. model.window_size=[8,8,16,8] or data.image_size=64")
     args = parser.parse_args()
-    options = dict(parse_option(item) for item in args.option)
+    options = dict(parse_pair("--option", item) for item in args.option)
+    settings = dict(parse_pair("--set", item) for item in args.set)
+    tasks, designs = args.tasks.split(","), args.designs.split(",")
+    unknown = sorted(set(designs) - set(DESIGNS))
+    if unknown:
+        raise SystemExit(f"unknown design(s) {', '.join(unknown)}; valid: {', '.join(DESIGNS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(t, d, s, args.epochs, options) for t in args.tasks.split(",") for d in DESIGNS for s in seeds]
+    jobs = [(t, d, s, trial_config(t, d, s, args.epochs, options, settings))
+            for t in tasks for d in designs for s in seeds]
     results = {}
     with ProcessPoolExecutor(args.workers) as pool:
-        for (task, design, seed), accuracy, seconds, error in pool.map(run, jobs):
-            results[(task, design, seed)] = (accuracy or 0.0, seconds, error)
-            if error:
-                print(f"# {task} {design} seed {seed} failed: {error}", flush=True)
+        for key, accuracy, seconds, error in pool.map(run, jobs):
+            results[key] = (accuracy, seconds)
+            print(f"# {' '.join(map(str, key))}: {accuracy:.3f} in {seconds:.0f} s"
+                  + (f" (failed: {error})" if error else ""), flush=True)
     print("| task | design | best val acc per seed | mean | s/trial |")
     print("|---|---|---|---|---|")
-    for task in args.tasks.split(","):
-        for design in DESIGNS:
+    for task in tasks:
+        for design in designs:
             rows = [results[(task, design, s)] for s in seeds]
             accs = [r[0] for r in rows]
             print(f"| {task} | {design} | {' '.join(f'{a:.3f}' for a in accs)} | {statistics.mean(accs):.3f} | "
                   f"{statistics.mean(r[1] for r in rows):.0f} |")
+    for task in tasks:
+        accuracies = {d: [results[(task, d, s)][0] for s in seeds] for d in designs}
+        print(verdict(task, accuracies, 1.0 / dataset_classes(task, **options)))
 
 
 if __name__ == "__main__":
