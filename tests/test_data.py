@@ -76,6 +76,20 @@ def test_class_count_follows_the_knob_that_sets_it():
     assert load_dataset("count", n_train=8, n_val=4).num_classes == 5
 
 
+def test_tint_pairs_are_identical_or_clearly_different():
+    images, labels = synthetic.generate("tint", 200, 32, seed=0, min_difference=0.35)
+    assert 0.4 < labels.mean() < 0.6
+    for image, label in zip(images, labels):
+        white = (image == 255).all(-1)
+        corners = np.argwhere(white[:-1, :-1] & white[1:, :-1] & white[:-1, 1:] & ~white[1:, 1:])
+        colours = [image[y + 1, x + 1].astype(int) for y, x in corners]          # inside each frame's corner
+        assert len(colours) == 2
+        gap = np.abs(colours[0] - colours[1]).max()
+        assert gap == 0 if label else gap >= 0.35 * 255 - 1                     # -1: rounding to uint8
+    with pytest.raises(DatasetError, match="tint: min_difference=0.5 is out of range; valid: 0 <= it < 0.422"):
+        synthetic.generate("tint", 1, 32, seed=0, min_difference=0.5)
+
+
 def test_out_of_range_colour_knob_names_the_range():
     with pytest.raises(DatasetError, match="recall: pairs=9 is out of range; valid: 2..8"):
         load_dataset("recall", pairs=9)

@@ -3,7 +3,7 @@
     load_dataset(name, image_size=32, seed=0, **options) -> Splits
     dataset_classes(name, **options) -> int     (without reading the images)
 
-names: match, order, recall, oddball, count, texture (synthetic, see synthetic.py), digits, cifar10 (root=), imagefolder (root=).
+names: match, tint, order, recall, oddball, count, texture (synthetic, see synthetic.py), digits, cifar10 (root=), imagefolder (root=).
 """
 import inspect
 import os

@@ -5,6 +5,9 @@
            "framed square of colour c" cannot express "some count is 2", so a model has to relate the two
            probes. Training mixes near and far pairs; validation pairs are all far apart. Knobs: palette,
            distractors, min_distance, near, near_distance, probe, probe_min, noise.
+  tint     match with continuous colours: two framed probes far apart, each a random RGB colour; the same or
+           not? No set of per-colour channels can be counted. Knobs: distractors, min_distance, min_difference,
+           probe, noise.
   order    relative position: is the red dot left of the green one, among dots of other colours? Knobs:
            distractors, min_gap, dot, noise.
   recall   associative recall: key/value dominoes and a framed query showing one key colour; the label is
@@ -99,6 +102,53 @@ def match_image(rng, size, palette=2, distractors=2, min_distance=0.6, noise=0.0
         spot = _place(rng, occupied, 3)
         if spot is not None:
             canvas[spot[0]:spot[0] + 3, spot[1]:spot[1] + 3] = PALETTE[rng.integers(0, palette)]
+    return _finish(canvas), int(same)
+
+
+COLOUR_RANGE = (40.0, 255.0)   # random colours stay clear of the dark background
+
+
+def _random_colour(rng):
+    return rng.uniform(*COLOUR_RANGE, size=3).astype(np.float32)
+
+
+def _check_difference(min_difference):
+    # Half the range: even a colour in the middle has room that far away, so every draw can succeed.
+    widest = (COLOUR_RANGE[1] - COLOUR_RANGE[0]) / 2 / 255.0
+    if not 0.0 <= min_difference < widest:
+        raise DatasetError(f"tint: min_difference={min_difference} is out of range; valid: 0 <= it < {widest:.3f}")
+
+
+def _different_colour(rng, colour, min_difference):
+    """A random colour at least min_difference*255 away from ``colour`` in some channel."""
+    while True:
+        other = _random_colour(rng)
+        if np.abs(other - colour).max() >= min_difference * 255.0:
+            return other
+
+
+def tint_image(rng, size, distractors=2, min_distance=0.6, min_difference=0.35, noise=0.05, probe=7):
+    """Two framed probes far apart, each filled with a random RGB colour; the same colour or not? Different
+    colours differ by at least min_difference*255 in some channel. With colours from a continuum, no fixed
+    set of per-colour channels can be counted: the model has to bring one probe's colour to the other."""
+    _check_difference(min_difference)
+    canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
+    same = bool(rng.integers(0, 2))
+    first = _random_colour(rng)
+    second = first if same else _different_colour(rng, first, min_difference)
+    for _ in _attempts("tint", size):
+        trial = occupied.copy()
+        a, b = _place(rng, trial, probe), _place(rng, trial, probe)
+        if a is not None and b is not None and np.hypot(a[0] - b[0], a[1] - b[1]) >= min_distance * size:
+            occupied = trial
+            break
+    for (y, x), colour in ((a, first), (b, second)):
+        canvas[y:y + probe, x:x + probe] = 255.0
+        canvas[y + 1:y + probe - 1, x + 1:x + probe - 1] = colour
+    for _ in range(distractors):
+        spot = _place(rng, occupied, 3)
+        if spot is not None:
+            canvas[spot[0]:spot[0] + 3, spot[1]:spot[1] + 3] = _random_colour(rng)
     return _finish(canvas), int(same)
 
 
@@ -199,6 +249,7 @@ VAL_OPTIONS = {"match": {"near": 0.0}}
 # Each task's image function and its number of classes: a fixed count, or the option that sets it.
 TASKS: Dict[str, Tuple[Callable, Union[int, str]]] = {
     "match": (match_image, 2),
+    "tint": (tint_image, 2),
     "order": (order_image, 2),
     "recall": (recall_image, "pairs"),
     "oddball": (oddball_image, "palette"),
