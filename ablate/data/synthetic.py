@@ -48,11 +48,21 @@ def _place(rng, occupied, side, tries=200):
     return None
 
 
-def _attempts(task, size, limit=1000):
-    """Layout attempts for a ``for`` loop that breaks once a layout fits; too many means it never will."""
-    yield from range(limit)
-    raise DatasetError(f"{task}: the objects did not fit in a {size} px image in {limit} layouts; use a larger "
-                       f"image_size or fewer or smaller objects")
+def _layout(task, rng, occupied, sides, accept=lambda spots: True, limit=1000):
+    """Top-left corners of free boxes of the given sides, drawn again until ``accept(corners)`` holds; marks
+    them occupied. A layout that never fits is an error after ``limit`` draws, not a hang."""
+    for _ in range(limit):
+        trial = occupied.copy()
+        spots = [_place(rng, trial, side) for side in sides]
+        if None not in spots and accept(spots):
+            occupied[...] = trial
+            return spots
+    raise DatasetError(f"{task}: the objects did not fit in a {occupied.shape[0]} px image in {limit} layouts; "
+                       f"use a larger image_size or fewer or smaller objects")
+
+
+def _distance(a, b):
+    return np.hypot(a[0] - b[0], a[1] - b[1])
 
 
 def _place_or_fail(rng, occupied, side, task):
@@ -86,15 +96,8 @@ def match_image(rng, size, palette=2, distractors=2, min_distance=0.6, noise=0.0
     same = bool(rng.integers(0, 2))
     first = rng.integers(0, palette)
     second = first if same else (first + rng.integers(1, palette)) % palette
-    for _ in _attempts("match", size):
-        trial = occupied.copy()
-        a, b = _place(rng, trial, probe), _place(rng, trial, probe)
-        if a is None or b is None:
-            continue
-        distance = np.hypot(a[0] - b[0], a[1] - b[1])
-        if (distance <= near_distance * size) if close else (distance >= min_distance * size):
-            occupied = trial
-            break
+    a, b = _layout("match", rng, occupied, [probe, probe],
+                   lambda s: _distance(*s) <= near_distance * size if close else _distance(*s) >= min_distance * size)
     for (y, x), colour in ((a, first), (b, second)):
         canvas[y:y + probe, x:x + probe] = 255.0
         canvas[y + 1:y + probe - 1, x + 1:x + probe - 1] = PALETTE[colour]
@@ -136,12 +139,7 @@ def tint_image(rng, size, distractors=2, min_distance=0.6, min_difference=0.35, 
     same = bool(rng.integers(0, 2))
     first = _random_colour(rng)
     second = first if same else _different_colour(rng, first, min_difference)
-    for _ in _attempts("tint", size):
-        trial = occupied.copy()
-        a, b = _place(rng, trial, probe), _place(rng, trial, probe)
-        if a is not None and b is not None and np.hypot(a[0] - b[0], a[1] - b[1]) >= min_distance * size:
-            occupied = trial
-            break
+    a, b = _layout("tint", rng, occupied, [probe, probe], lambda s: _distance(*s) >= min_distance * size)
     for (y, x), colour in ((a, first), (b, second)):
         canvas[y:y + probe, x:x + probe] = 255.0
         canvas[y + 1:y + probe - 1, x + 1:x + probe - 1] = colour
@@ -157,12 +155,7 @@ def order_image(rng, size, distractors=4, min_gap=1, noise=0.05, dot=2):
     gap between them is at least ``min_gap`` px. Which side each is on is a relation between two distant
     places: their colours alone say nothing."""
     canvas, occupied = _noisy_canvas(rng, size, noise), np.zeros((size, size), bool)
-    for _ in _attempts("order", size):
-        trial = occupied.copy()
-        red, green = _place(rng, trial, dot), _place(rng, trial, dot)
-        if red is not None and green is not None and abs(red[1] - green[1]) >= min_gap:
-            occupied = trial
-            break
+    red, green = _layout("order", rng, occupied, [dot, dot], lambda s: abs(s[0][1] - s[1][1]) >= min_gap)
     canvas[red[0]:red[0] + dot, red[1]:red[1] + dot] = PALETTE[0]
     canvas[green[0]:green[0] + dot, green[1]:green[1] + dot] = PALETTE[1]
     for _ in range(distractors):
@@ -182,16 +175,9 @@ def recall_image(rng, size, pairs=4, noise=0.05, cell=3, min_distance=0.0):
     keys, values = rng.permutation(pairs), rng.permutation(pairs)
     asked = int(rng.integers(0, pairs))
     frame = cell + 2
-    for _ in _attempts("recall", size):
-        trial = occupied.copy()
-        query = _place(rng, trial, frame)
-        spots = [_place(rng, trial, 2 * cell) for _ in range(pairs)]
-        if query is None or any(s is None for s in spots):
-            continue
-        key = spots[asked]
-        if np.hypot(query[0] - key[0], query[1] - key[1]) >= min_distance * size:
-            occupied = trial
-            break
+    # the query first, then the dominoes; the query and the domino it asks about at least min_distance apart
+    query, *spots = _layout("recall", rng, occupied, [frame] + [2 * cell] * pairs,
+                            lambda s: _distance(s[0], s[1 + asked]) >= min_distance * size)
     for (y, x), a, b in zip(spots, keys, values):
         canvas[y:y + cell, x:x + cell] = PALETTE[a]
         canvas[y + cell:y + 2 * cell, x:x + cell] = PALETTE[b]
