@@ -10,12 +10,14 @@ with global mixers learns it on every seed (thresholds: NEAR_CHANCE and LEARNED,
 chance to 1).
 """
 import argparse
-import json
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 from ablate.data import dataset_classes
-from ablate.train import train_proxy
+from ablate.train import ProxyConfig, train_proxy
 
 DESIGNS = {
     "all-conv": "C|C|CCCC|CC",
@@ -28,32 +30,21 @@ NEAR_CHANCE = 0.1   # at most chance + 0.1 * (1 - chance) on every seed
 LEARNED = 0.5       # at least chance + 0.5 * (1 - chance) on every seed
 
 
-def trial_config(task, design, seed, epochs, options, settings):
-    cfg = {"model": {"spec": DESIGNS[design]}, "data": {"name": task, "options": options}, "seed": seed,
-           "trainer": {"epochs": epochs}}
-    for key, value in settings.items():
-        *parents, leaf = key.split(".")
-        node = cfg
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = value
-    return cfg
+def trial_config(task, design, seed, epochs, overrides) -> ProxyConfig:
+    """The trial's ProxyConfig: the design, task, seed and epochs, then the dotted overrides (typed and checked
+    by OmegaConf, as run_sweep.py's key=value overrides are)."""
+    trial = {"model": {"spec": DESIGNS[design]}, "data": {"name": task}, "seed": seed, "trainer": {"epochs": epochs}}
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ProxyConfig), trial, OmegaConf.from_dotlist(overrides))
+    except OmegaConfBaseException as error:
+        raise SystemExit(f"bad --set/--option: {str(error).splitlines()[0]}") from None
+    return OmegaConf.to_object(merged)
 
 
 def run(job):
     task, design, seed, cfg = job
     result = train_proxy(cfg)
     return (task, design, seed), result["val_acc_best"] or 0.0, result["train_time_s"], result["error"]
-
-
-def parse_pair(flag, item):
-    key, sep, value = item.partition("=")
-    if not sep:
-        raise SystemExit(f"{flag} {item!r} is not KEY=VALUE")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def verdict(task, accuracies, chance):
@@ -78,19 +69,17 @@ def main():
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (the proxy default is 3)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a task knob for every task run, e.g. pairs=3 (value read as JSON when it parses)")
+                        help="a task knob for every task run, e.g. pairs=3 (= --set data.options.pairs=3)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a trial config key, dotted, e.g. model.window_size=[8,8,16,8] or data.image_size=64")
     args = parser.parse_args()
-    options = dict(parse_pair("--option", item) for item in args.option)
-    settings = dict(parse_pair("--set", item) for item in args.set)
+    overrides = [f"data.options.{item}" for item in args.option] + args.set
     tasks, designs = args.tasks.split(","), args.designs.split(",")
     unknown = sorted(set(designs) - set(DESIGNS))
     if unknown:
         raise SystemExit(f"unknown design(s) {', '.join(unknown)}; valid: {', '.join(DESIGNS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(t, d, s, trial_config(t, d, s, args.epochs, options, settings))
-            for t in tasks for d in designs for s in seeds]
+    jobs = [(t, d, s, trial_config(t, d, s, args.epochs, overrides)) for t in tasks for d in designs for s in seeds]
     results = {}
     with ProcessPoolExecutor(args.workers) as pool:
         for key, accuracy, seconds, error in pool.map(run, jobs):
@@ -105,9 +94,10 @@ def main():
             accs = [r[0] for r in rows]
             print(f"| {task} | {design} | {' '.join(f'{a:.3f}' for a in accs)} | {statistics.mean(accs):.3f} | "
                   f"{statistics.mean(r[1] for r in rows):.0f} |")
+    options = {task: cfg.data.options for task, _, _, cfg in jobs}      # the same for every design and seed
     for task in tasks:
         accuracies = {d: [results[(task, d, s)][0] for s in seeds] for d in designs}
-        print(verdict(task, accuracies, 1.0 / dataset_classes(task, **options)))
+        print(verdict(task, accuracies, 1.0 / dataset_classes(task, **options[task])))
 
 
 if __name__ == "__main__":
