@@ -140,9 +140,9 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         delta = delta + delta_bias.float()[:, None]
     if delta_softplus:
         delta = F.softplus(delta)
-    groups = bc_groups(B, dim)
-    if bc_groups(C, dim) != groups:
-        raise ValueError(f"B has {groups} groups and C has {bc_groups(C, dim)}; the chunked scan needs the same")
+    groups, c_groups = bc_groups(B, dim), bc_groups(C, dim)
+    if c_groups != groups:
+        raise ValueError(f"B has {groups} groups and C has {c_groups}; the chunked scan needs the same")
     per_group = dim // groups
     steps = _chunk_len(length)
     chunks = -(-length // steps)

@@ -10,7 +10,6 @@ from ..results import COLUMNS, STATUSES, TRAINED
 from .stats import t_interval
 
 
-
 class ReportError(ValueError):
     pass
 
