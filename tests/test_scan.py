@@ -27,14 +27,14 @@ def make_inputs(batch, dim, length, d_state, *, groups=0, big=False, seed=0, dev
     return {k: v.to(device).requires_grad_() for k, v in tensors.items()}
 
 
-def run(backend, inputs, use_z, use_D, use_bias, softplus=True):
+def run(backend, inputs, use_z, use_D, use_bias, softplus=True, last_in_loss=True):
     kwargs = dict(inputs)
     for flag, key in ((use_z, "z"), (use_D, "D"), (use_bias, "delta_bias")):
         if not flag:
             kwargs.pop(key)
     y, last = selective_scan(**kwargs, delta_softplus=softplus, return_last_state=True, backend=backend)
     weights = torch.linspace(-1, 1, y.numel(), device=y.device).view_as(y)   # an uneven loss: every output matters
-    loss = (y * weights).sum() + last.sum()
+    loss = (y * weights).sum() + (last.sum() if last_in_loss else 0)
     grads = torch.autograd.grad(loss, [v for k, v in inputs.items() if k in kwargs])
     return y, last, grads
 
@@ -135,12 +135,41 @@ def test_scan_macs_convention():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("backend", [b for b in ("chunked", "cuda") if b in available_backends(on_cuda=True)])
-def test_cuda_tensors_match_ref(backend):
-    inputs = make_inputs(2, 16, 196, 8, big=True, device="cuda")
-    y0, last0, g0 = run("ref", inputs, True, True, True)
-    y1, last1, g1 = run(backend, inputs, True, True, True)
+@pytest.mark.parametrize("big", [False, True])
+@pytest.mark.parametrize("groups", [0, 2])
+def test_cuda_tensors_match_ref(backend, big, groups):
+    # mamba_ssm's kernel has no gradient for the last state (see the next test): the loss leaves it out.
+    inputs = make_inputs(2, 16, 196, 8, big=big, groups=groups, device="cuda")
+    y0, last0, g0 = run("ref", inputs, True, True, True, last_in_loss=False)
+    y1, last1, g1 = run(backend, inputs, True, True, True, last_in_loss=False)
     for got, want in [(y1, y0), (last1, last0), *zip(g1, g0)]:
         assert rel_err(got, want) < 1e-4
+
+
+@pytest.mark.skipif("cuda" not in available_backends(on_cuda=torch.cuda.is_available()),
+                    reason="needs mamba_ssm and a CUDA GPU")
+def test_cuda_backend_refuses_a_gradient_through_the_last_state():
+    inputs = make_inputs(2, 16, 49, 8, device="cuda")
+    with pytest.raises(RuntimeError, match="does not backpropagate through the last state"):
+        run("cuda", inputs, True, True, True, last_in_loss=True)
+
+
+@pytest.mark.parametrize("backend", ["ref"] + FAST_BACKENDS)
+def test_scan_under_bf16_autocast_runs_in_fp32(backend):
+    # Under autocast the mixer's projections hand the scan bf16 B, C and delta; training must get through
+    # backward, and the scan itself must not drop to bf16.
+    inputs = make_inputs(2, 8, 49, 4, seed=3)
+    low = {k: v.detach().bfloat16().float().requires_grad_() if k in ("B", "C", "delta") else v
+           for k, v in inputs.items()}
+    y_fp32, _, g_fp32 = run("ref", low, True, True, True)
+    bf16 = {k: v.detach().bfloat16().requires_grad_() if k in ("B", "C", "delta") else v
+            for k, v in low.items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y1, last1, g1 = run(backend, bf16, True, True, True)
+    assert y1.dtype == torch.float32 and rel_err(y1, y_fp32) < 1e-6
+    for got, want in zip(g1, g_fp32):
+        # gradients of the bf16 inputs are rounded to bf16 (2**-8); the fp32 inputs' are not rounded at all
+        assert rel_err(got.float(), want) < (1e-2 if got.dtype == torch.bfloat16 else 1e-5)
 
 
 def test_every_backend_is_listed():

@@ -9,6 +9,8 @@
 """
 import os
 
+import torch
+
 from .scan_chunked import selective_scan_chunked
 from .scan_cuda import load_cuda_scan, selective_scan_cuda
 from .scan_ref import selective_scan_ref
@@ -52,10 +54,14 @@ def available_backends(on_cuda: bool = False) -> list:
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, backend="auto"):
     """u, delta, z: (batch, dim, L); A: (dim, N); B, C: (batch, N, L) or (batch, G, N, L); D, delta_bias:
-    (dim,). Returns y (batch, dim, L) in u's dtype, and the last state (batch, dim, N) when asked."""
+    (dim,). Returns y (batch, dim, L) in u's dtype, and the last state (batch, dim, N) when asked. Inputs in
+    fp16/bf16 (from autocast) are scanned in fp32."""
     scan = BACKENDS[resolve_backend(backend, u.is_cuda)]
-    return scan(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                return_last_state=return_last_state)
+    # Every backend scans in fp32 whatever autocast is on (as mamba_ssm's kernel does): autocast would run
+    # the chunked scan's matmuls in bf16 forward and then meet fp32 tensors in its backward.
+    with torch.autocast(u.device.type, enabled=False):
+        return scan(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                    return_last_state=return_last_state)
 
 
 def scan_macs(batch: int, dim: int, length: int, d_state: int) -> int:

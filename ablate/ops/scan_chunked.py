@@ -101,6 +101,12 @@ class SelectiveScanCore(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dlast):
+        # A backward called inside an autocast region (CPU runs it on the caller's thread) stays in fp32 too.
+        with torch.autocast(dy.device.type, enabled=False):
+            return SelectiveScanCore._backward(ctx, dy.float(), dlast.float())
+
+    @staticmethod
+    def _backward(ctx, dy, dlast):
         u, delta, A, B, C, a, b, h = ctx.saved_tensors
         dy = dy.contiguous()
         dh = dy[..., None] * C                                # (T, K, b, G, dg, n)
