@@ -98,40 +98,48 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+def _autocast(device: torch.device, dtype: str):
+    """Autocast to ``dtype`` (fp16/bf16), or a no-op for fp32."""
+    autocast_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+
+
 def throughput(model: torch.nn.Module, batch: int = 64, resolution: int = 224, device="cpu",
                dtype: str = "fp32", channels_last: bool = False, warmup: int = 3, iters: int = 10,
-               in_chans: int = 3) -> dict:
+               in_chans: int = 3, warmup_s: float = 0.0) -> dict:
     """Images per second of eval forward passes under no_grad. Each timed iteration is synchronised on CUDA
     (not just once after the loop), so every number is a completed pass; the median is reported with the
-    spread (min and max) and the settings used."""
+    spread (min and max) and the settings used. Warm-up runs ``warmup`` passes and at least ``warmup_s``
+    seconds: a GPU that was idle needs a second or two of work before its clocks settle, whatever the count."""
     device = torch.device(device)
-    autocast_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     model = model.to(device).eval()
     images = torch.randn(batch, in_chans, resolution, resolution, device=device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
-    autocast = torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
     rates = []
-    with torch.no_grad(), autocast:
-        for i in range(warmup + iters):
+    with torch.no_grad(), _autocast(device, dtype):
+        warm_until, passes = time.perf_counter() + warmup_s, 0
+        while passes < warmup or time.perf_counter() < warm_until:
+            model(images)
+            passes += 1
+        for _ in range(iters):
             _sync(device)
             start = time.perf_counter()
             model(images)
             _sync(device)
-            if i >= warmup:
-                rates.append(batch / (time.perf_counter() - start))
+            rates.append(batch / (time.perf_counter() - start))
     return {"throughput_img_s": statistics.median(rates), "throughput_min": min(rates),
             "throughput_max": max(rates), "batch": batch, "resolution": resolution, "device": str(device),
             "dtype": dtype, "channels_last": channels_last, "iters": iters,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "warmup_passes": passes}
 
 
 def peak_memory(model: torch.nn.Module, batch: int = 64, resolution: int = 224, device="cpu",
-                training: bool = False, in_chans: int = 3) -> dict:
+                training: bool = False, in_chans: int = 3, dtype: str = "fp32") -> dict:
     """Peak memory of one forward pass (and backward with ``training``), in MB. On CUDA: the allocator's
     peak above what was allocated before. On CPU: the process's peak resident set size (ru_maxrss), an upper
-    bound that includes everything the process has touched so far."""
+    bound that includes everything the process has touched so far. ``dtype``: fp32, or fp16/bf16 autocast."""
     device = torch.device(device)
     model = model.to(device).train(training)
     images = torch.randn(batch, in_chans, resolution, resolution, device=device)
@@ -140,7 +148,7 @@ def peak_memory(model: torch.nn.Module, batch: int = 64, resolution: int = 224, 
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     context = contextlib.nullcontext() if training else torch.no_grad()
-    with context:
+    with context, _autocast(device, dtype):
         out = model(images)
         if training:
             out.float().sum().backward()
@@ -153,4 +161,4 @@ def peak_memory(model: torch.nn.Module, batch: int = 64, resolution: int = 224, 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         kind = "process_max_rss"
     return {"peak_mem_mb": peak, "kind": kind, "batch": batch, "resolution": resolution,
-            "training": training, "device": str(device)}
+            "training": training, "device": str(device), "dtype": dtype}

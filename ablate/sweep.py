@@ -257,7 +257,7 @@ def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:
             # the first timing of a process pays one-off costs: the first design gets 8 more untimed passes
             speed = throughput(model, batch=cfg.throughput_batch, resolution=size, device=device, dtype=dtype,
                                channels_last=device == "cuda", warmup=11 if not measured else 3, iters=10)
-            memory = peak_memory(model, batch=cfg.throughput_batch, resolution=size, device=device)
+            memory = peak_memory(model, batch=cfg.throughput_batch, resolution=size, device=device, dtype=dtype)
             measured[key] = {"throughput_img_s": speed["throughput_img_s"], "throughput_batch": speed["batch"],
                              "throughput_device": speed["device"], "throughput_dtype": dtype,
                              "peak_mem_mb": memory["peak_mem_mb"] if device == "cuda" else None}

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 import torch.nn as nn
 
@@ -57,3 +59,13 @@ def test_throughput_reports_rate_spread_and_settings():
 def test_peak_memory_is_positive():
     model = ablate.build_model("C|MT", dim=8, in_dim=8, num_heads=(1, 2), window_size=4, num_classes=3)
     assert peak_memory(model, batch=2, resolution=32, training=True)["peak_mem_mb"] > 0
+
+
+def test_throughput_warms_up_for_at_least_warmup_s():
+    # A GPU needs seconds of work before its clocks settle: warm-up is counted in time as well as passes.
+    model = nn.Conv2d(3, 4, 3)
+    start = time.perf_counter()
+    result = throughput(model, batch=2, resolution=16, warmup=1, iters=2, warmup_s=0.2)
+    assert time.perf_counter() - start >= 0.2
+    assert result["warmup_passes"] > 1
+    assert throughput(model, batch=2, resolution=16, warmup=1, iters=2)["warmup_passes"] == 1
