@@ -4,10 +4,10 @@
                                [--epochs 3] [--workers 2] [--option pairs=3 ...] [--set data.image_size=64 ...]
 
 One trial per (task, design, seed), one thread each, ``--workers`` at a time; prints each trial as it ends,
-then best validation accuracy per seed, the mean and the seconds per trial, and a verdict per task. A
-long-range task is discriminating when the all-conv control stays near chance on every seed while a design
-with global mixers learns it on every seed (thresholds: NEAR_CHANCE and LEARNED, fractions of the way from
-chance to 1).
+with its validation accuracy after every epoch (one long run also answers the shorter budgets), then best
+validation accuracy per seed, the mean and the seconds per trial, and a verdict per task. A long-range task
+is discriminating when the all-conv control stays near chance on every seed while a design with global
+mixers learns it on every seed (thresholds: NEAR_CHANCE and LEARNED, fractions of the way from chance to 1).
 """
 import argparse
 import statistics
@@ -44,7 +44,8 @@ def trial_config(task, design, seed, epochs, overrides) -> ProxyConfig:
 def run(job):
     task, design, seed, cfg = job
     result = train_proxy(cfg)
-    return (task, design, seed), result["val_acc_best"] or 0.0, result["train_time_s"], result["error"]
+    curve = [epoch["val_acc"] for epoch in result["history"]]
+    return (task, design, seed), result["val_acc_best"] or 0.0, result["train_time_s"], result["error"], curve
 
 
 def verdict(task, accuracies, chance):
@@ -82,10 +83,11 @@ def main():
     jobs = [(t, d, s, trial_config(t, d, s, args.epochs, overrides)) for t in tasks for d in designs for s in seeds]
     results = {}
     with ProcessPoolExecutor(args.workers) as pool:
-        for key, accuracy, seconds, error in pool.map(run, jobs):
+        for key, accuracy, seconds, error, curve in pool.map(run, jobs):
             results[key] = (accuracy, seconds)
             print(f"# {' '.join(map(str, key))}: {accuracy:.3f} in {seconds:.0f} s"
-                  + (f" (failed: {error})" if error else ""), flush=True)
+                  + (f" (failed: {error})" if error else "")
+                  + f"; val acc by epoch: {' '.join(f'{a:.2f}' for a in curve)}", flush=True)
     print("| task | design | best val acc per seed | mean | s/trial |")
     print("|---|---|---|---|---|")
     for task in tasks:
