@@ -9,7 +9,7 @@ and scaled_dot_product_attention. We add both handles: the scan's count is ``abl
 import contextlib
 import statistics
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -93,6 +93,14 @@ def count_macs(model: torch.nn.Module, input_shape: Sequence[int]) -> dict:
             "macs_attention": int(attention), "unsupported_ops": unsupported}
 
 
+CUDA_WARMUP_S = 2.0   # on the H100, the first rows after idle ran at a third of their settled speed
+
+
+def default_warmup_s(device) -> float:
+    """Seconds of warm-up ``throughput`` runs at least: CUDA_WARMUP_S on CUDA, none on CPU."""
+    return CUDA_WARMUP_S if torch.device(device).type == "cuda" else 0.0
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -106,12 +114,14 @@ def _autocast(device: torch.device, dtype: str):
 
 def throughput(model: torch.nn.Module, batch: int = 64, resolution: int = 224, device="cpu",
                dtype: str = "fp32", channels_last: bool = False, warmup: int = 3, iters: int = 10,
-               in_chans: int = 3, warmup_s: float = 0.0) -> dict:
+               in_chans: int = 3, warmup_s: Optional[float] = None) -> dict:
     """Images per second of eval forward passes under no_grad. Each timed iteration is synchronised on CUDA
     (not just once after the loop), so every number is a completed pass; the median is reported with the
     spread (min and max) and the settings used. Warm-up runs ``warmup`` passes and at least ``warmup_s``
-    seconds: a GPU that was idle needs a second or two of work before its clocks settle, whatever the count."""
+    seconds (default: ``default_warmup_s``): a GPU that was idle needs a second or two of work
+    before its clocks settle, whatever the count."""
     device = torch.device(device)
+    warmup_s = default_warmup_s(device) if warmup_s is None else warmup_s
     model = model.to(device).eval()
     images = torch.randn(batch, in_chans, resolution, resolution, device=device)
     if channels_last:
@@ -132,7 +142,7 @@ def throughput(model: torch.nn.Module, batch: int = 64, resolution: int = 224, d
     return {"throughput_img_s": statistics.median(rates), "throughput_min": min(rates),
             "throughput_max": max(rates), "batch": batch, "resolution": resolution, "device": str(device),
             "dtype": dtype, "channels_last": channels_last, "iters": iters,
-            "threads": torch.get_num_threads(), "warmup_passes": passes}
+            "threads": torch.get_num_threads(), "warmup_passes": passes, "warmup_s": warmup_s}
 
 
 def peak_memory(model: torch.nn.Module, batch: int = 64, resolution: int = 224, device="cpu",

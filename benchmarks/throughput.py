@@ -13,7 +13,7 @@ import argparse
 import torch
 
 import ablate
-from ablate.measure import count_macs, count_params, peak_memory, throughput
+from ablate.measure import CUDA_WARMUP_S, count_macs, count_params, default_warmup_s, peak_memory, throughput
 from ablate.ops import resolve_backend, set_default_backend
 from ablate.train import ProxyConfig, make_model
 
@@ -41,13 +41,13 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup-s", type=float, default=None, help="seconds of warm-up per row, at least "
-                                                                     "(default: 2 on cuda, 0 on cpu)")
+                                                                     f"(default: {CUDA_WARMUP_S:g} on cuda, 0 on cpu)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     set_default_backend(args.scan)
     cuda = args.device == "cuda"
     batch = args.batch or (128 if cuda else 8)
-    warmup_s = args.warmup_s if args.warmup_s is not None else (2.0 if cuda else 0.0)
+    warmup_s = default_warmup_s(args.device) if args.warmup_s is None else args.warmup_s
     dtypes = parse_dtypes(args.dtype or ("fp16" if cuda else "fp32"))
     name = torch.cuda.get_device_name() if cuda else f"cpu, {args.threads} threads"
     print(f"device: {name}; torch {torch.__version__}; scan backend {resolve_backend('auto', on_cuda=cuda)}; "
