@@ -106,9 +106,12 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+AUTOCAST_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}   # the dtypes timed and measured
+
+
 def _autocast(device: torch.device, dtype: str):
     """Autocast to ``dtype`` (fp16/bf16), or a no-op for fp32."""
-    autocast_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    autocast_dtype = AUTOCAST_DTYPES[dtype]
     return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
 
 

@@ -13,20 +13,20 @@ import argparse
 import torch
 
 import ablate
-from ablate.measure import CUDA_WARMUP_S, count_macs, count_params, default_warmup_s, peak_memory, throughput
-from ablate.ops import resolve_backend, set_default_backend
-from ablate.train import ProxyConfig, make_model
+from ablate.measure import (AUTOCAST_DTYPES, CUDA_WARMUP_S, count_macs, count_params, default_warmup_s, peak_memory,
+                            throughput)
+from ablate.ops import BACKENDS, resolve_backend, set_default_backend
+from ablate.train import ProxyConfig, make_model, model_classes
 
 PUBLISHED_A100 = {"mambavision_t": 6298, "mambavision_t2": 5990, "mambavision_s": 4700, "mambavision_b": 3670,
                   "mambavision_l": 2190, "mambavision_l2": 1021}
-DTYPES = ("fp32", "fp16", "bf16")
 
 
 def parse_dtypes(text):
     dtypes = text.split(",")
-    unknown = [d for d in dtypes if d not in DTYPES]
+    unknown = [d for d in dtypes if d not in AUTOCAST_DTYPES]
     if unknown:
-        raise SystemExit(f"unknown dtype(s) {', '.join(unknown)}; valid: {', '.join(DTYPES)}")
+        raise SystemExit(f"unknown dtype(s) {', '.join(unknown)}; valid: {', '.join(AUTOCAST_DTYPES)}")
     return dtypes
 
 
@@ -35,9 +35,9 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--models", default="mambavision_t,mambavision_s,mambavision_b")
     parser.add_argument("--batch", type=int, default=None, help="presets' batch (default: 128 on cuda, 8 on cpu)")
-    parser.add_argument("--dtype", default=None, help=f"comma-separated, from {', '.join(DTYPES)}; default: "
+    parser.add_argument("--dtype", default=None, help=f"comma-separated, from {', '.join(AUTOCAST_DTYPES)}; default: "
                                                       "fp16 autocast on cuda (the paper's protocol), fp32 on cpu")
-    parser.add_argument("--scan", default="auto", help="scan backend: auto, ref, chunked or cuda")
+    parser.add_argument("--scan", default="auto", help=f"scan backend: auto, {', '.join(BACKENDS)}")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup-s", type=float, default=None, help="seconds of warm-up per row, at least "
@@ -58,7 +58,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = [(m, ablate.create_model(m), batch, 224) for m in args.models.split(",") if m]
     proxy = ProxyConfig()
-    rows.append(("proxy (default)", make_model(proxy, num_classes=2), 64, proxy.data.image_size))
+    rows.append(("proxy (default)", make_model(proxy, num_classes=model_classes(proxy)), 64, proxy.data.image_size))
     for label, model, rows_batch, size in rows:
         macs = count_macs(model, (1, 3, size, size))
         for dtype in dtypes:
