@@ -4,6 +4,7 @@ Each finished trial is one JSON file, runs/<name>/trials/<trial_key>.json, writt
 then rename). results.parquet and results.csv are rebuilt from those files, also atomically. The report reads
 only this table.
 """
+import dataclasses
 import hashlib
 import json
 import os
@@ -13,11 +14,39 @@ from pathlib import Path
 from typing import Dict, List
 
 COLUMNS = [
-    "run", "trial_id", "space", "spec", "pattern", "knobs", "seed", "dataset", "image_size", "epochs_done",
-    "status", "error", "val_acc_best", "val_acc_final", "train_loss", "params", "macs_total", "macs_scan",
+    "run", "trial_id", "space", "spec", "pattern", "knobs", "seed", "data_seed", "dataset", "image_size",
+    "epochs_done", "status", "error", "val_acc_best", "val_acc_final", "val_acc_late", "val_loss_best",
+    "val_loss_final", "val_loss_late", "train_loss", "params", "macs_total", "macs_scan",
     "throughput_img_s", "throughput_batch", "throughput_device", "throughput_dtype", "peak_mem_mb",
-    "train_time_s", "history", "torch_version", "device", "host",
+    "train_time_s", "history", "data_digest", "torch_version", "device", "host",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A validation metric of a trial: its column, how a report names it, and which way is better."""
+    column: str
+    label: str
+    higher_is_better: bool
+
+    def oriented(self, values):
+        """The values turned so that higher is better (a loss is negated)."""
+        return values if self.higher_is_better else -values
+
+
+# A trial's validation metrics: accuracy and loss (NLL, no label smoothing), best and final, and the late mean
+# over the evaluations in the last quarter of training, where the learning curve is flat.
+METRICS: Dict[str, Metric] = {m.column: m for m in (
+    Metric("val_acc_late", "val acc (late mean)", True),
+    Metric("val_loss_late", "val loss (late mean)", False),
+    Metric("val_acc_final", "val acc (final)", True),
+    Metric("val_loss_final", "val loss (final)", False),
+    Metric("val_acc_best", "val acc (best)", True),
+    Metric("val_loss_best", "val loss (best)", False),
+)}
+METRIC_COLUMNS = tuple(METRICS)
+# The metric reports rank designs by, chosen by measured decisiveness (reports/README.md says how).
+PRIMARY_METRIC = "val_acc_late"
 STATUSES = ("ok", "stopped_early", "failed", "rejected_budget")
 TRAINED = ("ok", "stopped_early")            # statuses whose row has a validation accuracy
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from .config import SweepConfig
-from .results import (TRAINED, architecture_id, fingerprint, log_session, read_rows, trial_key, write_row,
-                      write_table)
+from .results import (METRIC_COLUMNS, TRAINED, architecture_id, fingerprint, log_session, read_rows, trial_key,
+                      write_row, write_table)
 from .train import ProxyConfig
 
 SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8}   # seeds stay as given
@@ -270,15 +270,17 @@ def row_from_trial(run_name, space, cfg, design, patterns, last_result):
     if result is None:      # stopped by ASHA between epochs: its last epoch report is its record
         result = {"status": "stopped_early", "epochs_done": last_result.get("epoch"),
                   "val_acc_best": last_result.get("val_acc_best"), "val_acc_final": last_result.get("val_acc"),
-                  "train_loss": last_result.get("train_loss"), "train_time_s": last_result.get("train_time_s")}
+                  "val_loss_final": last_result.get("val_loss"), "train_loss": last_result.get("train_loss"),
+                  "train_time_s": last_result.get("train_time_s")}
     key = design_key(design)
     return {
         "run": run_name, "trial_id": trial_key(key, design["seed"]), "space": space, "spec": design["spec"],
         "pattern": patterns.get(key, design["pattern"]), "knobs": design["knobs"], "seed": design["seed"],
-        "dataset": cfg.data.name, "image_size": cfg.data.image_size, "epochs_done": result.get("epochs_done"),
-        "status": result.get("status"), "error": result.get("error"), "val_acc_best": result.get("val_acc_best"),
-        "val_acc_final": result.get("val_acc_final"), "train_loss": result.get("train_loss"),
-        "params": last_result.get("params"), "macs_total": last_result.get("macs_total"),
-        "macs_scan": last_result.get("macs_scan"), "train_time_s": result.get("train_time_s"),
-        "history": result.get("history"), **fingerprint(),
+        "data_seed": design["seed"] if cfg.data.seed is None else cfg.data.seed, "dataset": cfg.data.name,
+        "image_size": cfg.data.image_size, "epochs_done": result.get("epochs_done"), "status": result.get("status"),
+        "error": result.get("error"), **{metric: result.get(metric) for metric in METRIC_COLUMNS},
+        "train_loss": result.get("train_loss"), "params": last_result.get("params"),
+        "macs_total": last_result.get("macs_total"), "macs_scan": last_result.get("macs_scan"),
+        "train_time_s": result.get("train_time_s"), "history": result.get("history"),
+        "data_digest": result.get("data_digest"), **fingerprint(),
     }

@@ -5,10 +5,11 @@ a scheduler such as ASHA needs. It never raises for a failing trial: a diverging
 unreadable dataset ends the run with status ``failed`` and the reason.
 """
 import dataclasses
+import hashlib
 import math
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -42,6 +43,10 @@ class DataConfig:
     name: str = "match"
     image_size: int = 32
     root: Optional[str] = None       # cifar10 / imagefolder directory
+    # The data seed: which images (and, for real data, which split). None: the trial's seed, so each seed has
+    # its own dataset; a number: every seed trains on the same images (the seed varies initialisation and
+    # order). Either way every design of a seed sees the same images in the same order.
+    seed: Optional[int] = None
     options: Dict[str, Any] = dataclasses.field(default_factory=dict)  # n_train, n_val, task difficulty knobs
 
 
@@ -57,6 +62,11 @@ class TrainerConfig:
     threads: int = 1                 # torch.set_num_threads: two trials on two cores do not fight
     device: str = "auto"             # auto: cuda when available, else cpu
     eval_batch_size: int = 250
+    # Validation after every epoch, and late_evals more times evenly spaced over the last quarter of the steps
+    # (the last at the end): the "late" metrics average those, where the learning curve is flat.
+    late_evals: int = 4
+    # channels_last memory format for images and conv weights: faster convs with oneDNN on CPU and cuDNN on GPU.
+    channels_last: bool = True
 
 
 @dataclasses.dataclass
@@ -99,8 +109,12 @@ def _data_options(cfg: ProxyConfig) -> dict:
     return options
 
 
+def data_seed(cfg: ProxyConfig) -> int:
+    return cfg.seed if cfg.data.seed is None else cfg.data.seed
+
+
 def make_dataset(cfg: ProxyConfig):
-    return load_dataset(cfg.data.name, image_size=cfg.data.image_size, seed=cfg.seed, **_data_options(cfg))
+    return load_dataset(cfg.data.name, image_size=cfg.data.image_size, seed=data_seed(cfg), **_data_options(cfg))
 
 
 def model_classes(cfg: ProxyConfig) -> int:
@@ -130,55 +144,82 @@ def _lr_lambda(total_steps, warmup_steps):
 
 
 @torch.no_grad()
-def evaluate(model, images, labels, batch_size, device, autocast) -> float:
+def evaluate(model, images, labels, batch_size, device, autocast, channels_last=False) -> Tuple[float, float]:
+    """Accuracy and mean negative log-likelihood (no label smoothing) on the validation images."""
     model.eval()
-    correct = 0
+    correct, nll = 0, 0.0
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device, non_blocking=True)
+        x = images[start:start + batch_size].to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        y = labels[start:start + batch_size].to(device)
         with autocast():
-            logits = model(x)
-        correct += (logits.argmax(-1).cpu() == labels[start:start + batch_size]).sum().item()
-    return correct / len(images)
+            logits = model(x).float()
+        correct += (logits.argmax(-1) == y).sum().item()
+        nll += F.cross_entropy(logits, y, reduction="sum").item()
+    return correct / len(images), nll / len(images)
+
+
+def eval_steps(steps_per_epoch: int, epochs: int, late_evals: int) -> List[int]:
+    """The steps after which the model is validated: every epoch's end, and late_evals points evenly spaced
+    over the last quarter of the steps (the last one at the end)."""
+    total = steps_per_epoch * epochs
+    late = {total - round(i * total / (4 * late_evals)) for i in range(late_evals)}
+    return sorted(late | {steps_per_epoch * (epoch + 1) for epoch in range(epochs)})
+
+
+def late_mean(history: List[dict], key: str) -> Optional[float]:
+    """The mean of ``key`` over the evaluations in the last quarter of the steps (the flat end of the curve)."""
+    total = history[-1]["step"] if history else 0
+    values = [h[key] for h in history if h["step"] > 0.75 * total]
+    return float(np.mean(values)) if values else None
+
+
+def epoch_order(cfg: ProxyConfig, epoch: int, n: int) -> torch.Tensor:
+    """The order of the training images in an epoch, fixed by the trial's seed and the epoch alone: every
+    design of a seed trains on the same batches (common random numbers), whatever its architecture."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
 
 
 class Diverged(RuntimeError):
     pass
 
 
-def _train_epoch(model, optimizer, scheduler, data, cfg, epoch, device, autocast, channels_last):
-    model.train()
+def _train_step(model, optimizer, scheduler, x, y, cfg, where, autocast):
     t = cfg.trainer
-    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-    order = torch.randperm(len(data.train_x), generator=generator)
-    losses = []
-    for start in range(0, len(order) - t.batch_size + 1, t.batch_size):   # drop the ragged last batch
-        index = order[start:start + t.batch_size]
-        x, y = data.train_x[index].to(device), data.train_y[index].to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast():
-            loss = F.cross_entropy(model(x).float(), y, label_smoothing=t.label_smoothing)
-        if not torch.isfinite(loss):
-            raise Diverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {start // t.batch_size + 1}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-    return float(np.mean(losses))
+    model.train()
+    with autocast():
+        loss = F.cross_entropy(model(x).float(), y, label_smoothing=t.label_smoothing)
+    if not torch.isfinite(loss):
+        raise Diverged(f"loss is {loss.item()} at {where}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
+def _digest(data) -> "hashlib._Hash":
+    """A running hash of the data a trial sees: its images and labels, then each epoch's order."""
+    digest = hashlib.sha1()
+    for tensor in (data.train_x, data.train_y, data.val_x, data.val_y):
+        digest.update(tensor.numpy().tobytes())
+    return digest
 
 
 def train_proxy(cfg, report: Optional[Callable[[dict], None]] = None) -> dict:
-    """Train one proxy model; returns status (ok/failed), val_acc (best, final), train_loss, params, history,
-    train_time_s and, when failed, the error and the epoch it happened in."""
+    """Train one proxy model; returns status (ok/failed), validation accuracy and loss (best, final, and the
+    late mean), train_loss, params, history (one entry per evaluation), data_digest, train_time_s and, when
+    failed, the error and the epoch it happened in."""
     cfg = as_config(cfg)
     t = cfg.trainer
     torch.set_num_threads(t.threads)
     torch.manual_seed(cfg.seed)
-    result = {"spec": cfg.model.spec, "seed": cfg.seed, "dataset": cfg.data.name, "image_size": cfg.data.image_size,
-              "status": "ok", "error": None, "epochs_done": 0, "val_acc_best": None, "val_acc_final": None,
-              "train_loss": None, "params": None, "history": [], "train_time_s": 0.0}
+    result = {"spec": cfg.model.spec, "seed": cfg.seed, "data_seed": data_seed(cfg), "dataset": cfg.data.name,
+              "image_size": cfg.data.image_size, "status": "ok", "error": None, "epochs_done": 0,
+              "val_acc_best": None, "val_acc_final": None, "val_acc_late": None, "val_loss_best": None,
+              "val_loss_final": None, "val_loss_late": None, "train_loss": None, "params": None, "history": [],
+              "data_digest": None, "train_time_s": 0.0}
     start = time.perf_counter()
     epoch = 0
     try:
@@ -186,29 +227,50 @@ def train_proxy(cfg, report: Optional[Callable[[dict], None]] = None) -> dict:
         device = resolve_device(t.device)
         on_cuda = device.type == "cuda"
         model = make_model(cfg, data.num_classes, data.in_chans).to(device)
-        if on_cuda:
+        if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         result["spec"] = model.spec.canonical
         result["params"] = sum(p.numel() for p in model.parameters())
         optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr)
-        steps_per_epoch = len(data.train_x) // t.batch_size
+        steps_per_epoch = len(data.train_x) // t.batch_size                  # the ragged last batch is dropped
+        if steps_per_epoch == 0:
+            raise ValueError(f"{len(data.train_x)} training images make no full batch of trainer.batch_size="
+                             f"{t.batch_size}; use a smaller batch or more images (data.options.n_train)")
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, _lr_lambda(t.epochs * steps_per_epoch, max(1, int(t.warmup_epochs * steps_per_epoch))))
+        evals = set(eval_steps(steps_per_epoch, t.epochs, t.late_evals))
+        digest = _digest(data)
 
         def autocast():
             return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
 
+        step, since_eval = 0, []
         for epoch in range(t.epochs):
-            loss = _train_epoch(model, optimizer, scheduler, data, cfg, epoch, device, autocast, on_cuda)
-            accuracy = evaluate(model, data.val_x, data.val_y, t.eval_batch_size, device, autocast)
-            best = max(accuracy, result["val_acc_best"] or 0.0)
-            result.update(epochs_done=epoch + 1, val_acc_final=accuracy, val_acc_best=best, train_loss=loss,
-                          train_time_s=time.perf_counter() - start)
-            metrics = {"epoch": epoch + 1, "val_acc": accuracy, "val_acc_best": best, "train_loss": loss,
-                       "train_time_s": result["train_time_s"]}
-            result["history"].append(metrics)
+            order = epoch_order(cfg, epoch, len(data.train_x))
+            digest.update(order.numpy().tobytes())
+            epoch_losses = []
+            for batch in range(steps_per_epoch):
+                index = order[batch * t.batch_size:(batch + 1) * t.batch_size]
+                x, y = data.train_x[index].to(device), data.train_y[index].to(device)
+                if t.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                loss = _train_step(model, optimizer, scheduler, x, y, cfg, f"epoch {epoch + 1}, step {batch + 1}",
+                                   autocast)
+                step += 1
+                epoch_losses.append(loss)
+                since_eval.append(loss)
+                if step in evals:
+                    accuracy, nll = evaluate(model, data.val_x, data.val_y, t.eval_batch_size, device, autocast,
+                                             t.channels_last)
+                    result["history"].append({
+                        "epoch": round(step / steps_per_epoch, 4), "step": step, "val_acc": accuracy,
+                        "val_loss": nll, "train_loss": float(np.mean(since_eval)),
+                        "train_time_s": time.perf_counter() - start})
+                    since_eval = []
+            _record(result, float(np.mean(epoch_losses)), epoch + 1, time.perf_counter() - start)
             if report is not None:
-                report(dict(metrics))
+                report(_epoch_metrics(result))
+        result["data_digest"] = digest.hexdigest()[:16]
     except Diverged as error:
         result.update(status="failed", error=f"diverged: {error}")
     except Exception as error:  # a trial must end with a record, never a bare traceback
@@ -217,3 +279,19 @@ def train_proxy(cfg, report: Optional[Callable[[dict], None]] = None) -> dict:
                                              f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
     result["train_time_s"] = time.perf_counter() - start
     return result
+
+
+def _record(result: dict, train_loss: float, epochs_done: int, seconds: float) -> None:
+    """The result's metrics from its history, after an epoch."""
+    history = result["history"]
+    result.update(epochs_done=epochs_done, train_loss=train_loss, train_time_s=seconds,
+                  val_acc_final=history[-1]["val_acc"], val_loss_final=history[-1]["val_loss"],
+                  val_acc_best=max(h["val_acc"] for h in history), val_loss_best=min(h["val_loss"] for h in history),
+                  val_acc_late=late_mean(history, "val_acc"), val_loss_late=late_mean(history, "val_loss"))
+
+
+def _epoch_metrics(result: dict) -> dict:
+    """What a scheduler sees after an epoch (ASHA reads val_acc by epoch)."""
+    return {"epoch": result["epochs_done"], "val_acc": result["val_acc_final"], "val_acc_best": result["val_acc_best"],
+            "val_loss": result["val_loss_final"], "train_loss": result["train_loss"],
+            "train_time_s": result["train_time_s"]}

@@ -1,39 +1,67 @@
-"""Is each synthetic task discriminating? Trains designs on each task at the default proxy budget.
+"""Which proxy is decisive? Trains a set of designs on one candidate (task, knobs, budget) and prints how well it
+separates them, per CPU-second.
 
-    python benchmarks/tasks.py [--tasks match,count,texture] [--designs all-conv,all-attention] [--seeds 0,1,2]
-                               [--epochs 3] [--workers 2] [--option pairs=3 ...] [--set data.image_size=64 ...]
+    python benchmarks/tasks.py --task fractal [--option classes=20 ...] [--set trainer.epochs=2 ...]
+                               [--designs screen|placement|all|NAME,NAME] [--seeds 0,1,2] [--workers 2]
+                               [--out runs/tasks.jsonl] [--label NAME]
+    python benchmarks/tasks.py --summary runs/tasks.jsonl       # the figures again, for every candidate in it
 
-One trial per (task, design, seed), one thread each, ``--workers`` at a time; prints each trial as it ends,
-with its validation accuracy after every epoch (one long run also answers the shorter budgets), then best
-validation accuracy per seed, the mean and the seconds per trial, and a verdict per task. A long-range task
-is discriminating when the all-conv control stays near chance on every seed while a design with global
-mixers learns it on every seed (thresholds: NEAR_CHANCE and LEARNED, fractions of the way from chance to 1).
+One trial per (design, seed), one thread each, --workers at a time. Each finished trial is appended to --out
+as a JSON line, and a (candidate, design, seed) already there is not trained again, so a killed benchmark
+resumes. For every metric it prints the design effect of a two-way analysis (designs x seeds as blocks: F,
+p, the design's share of the variance), the design pairs Tukey's HSD resolves, the paper's Table 5 pairs
+resolved (agreeing / against the paper), the CPU-seconds of all trials, and resolved pairs per CPU-hour: the
+figures a candidate proxy is chosen by.
 """
 import argparse
-import statistics
-from concurrent.futures import ProcessPoolExecutor
+import json
+import random
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 
+import pandas as pd
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ablate.data import dataset_classes
+from ablate.report.decisive import decisiveness
+from ablate.results import METRICS
+from ablate.spec import apply_pattern
 from ablate.train import ProxyConfig, train_proxy
+from search_spaces import free, placement
 
-DESIGNS = {
-    "all-conv": "C|C|CCCC|CC",
-    "default": "C|CCC|MMMMTTTT|MMTT",
-    "all-attention": "C|CCC|TTTTTTTT|TTTT",
-    "all-mamba": "C|CCC|MMMMMMMM|MMMM",
+BASE = ProxyConfig().model.spec
+
+
+def _random_spec(seed):
+    """Stages 3-4 of the base spec, one letter per block drawn from the free space's letters."""
+    draw = random.Random(seed)
+    stages = BASE.split("|")
+    return "|".join(stages[:2] + ["".join(draw.choice(free.LETTERS) for _ in s) for s in stages[2:]])
+
+
+def designs() -> dict:
+    """Every design the benchmark knows: the placement space (the paper's six, the controls), a point of the
+    ratio space and two random specs over the free space's letters."""
+    found = {d.pattern: d.spec for d in placement.designs(ProxyConfig())}
+    found["even 1/4"] = apply_pattern(BASE, "even", ratio=0.25).canonical
+    found["random spec A"], found["random spec B"] = _random_spec(1), _random_spec(2)
+    return found
+
+
+DESIGN_SETS = {
+    "screen": ["all conv", "last N/2 (default)", "first N/2", "all attention", "all Mamba",
+               "inverted (EfficientVMamba)", "even 1/4", "random spec A"],
+    "placement": [d.pattern for d in placement.designs(ProxyConfig())],
 }
-CONTROL = "all-conv"
-NEAR_CHANCE = 0.1   # at most chance + 0.1 * (1 - chance) on every seed
-LEARNED = 0.5       # at least chance + 0.5 * (1 - chance) on every seed
+DESIGN_SETS["all"] = list(dict.fromkeys(DESIGN_SETS["placement"] + DESIGN_SETS["screen"] + ["random spec B"]))
+PAPER_PAIRS = [(a, b) for a in placement.PAPER_TOP1 for b in placement.PAPER_TOP1
+               if placement.PAPER_TOP1[a] > placement.PAPER_TOP1[b]]
 
 
-def trial_config(task, design, seed, epochs, overrides) -> ProxyConfig:
-    """The trial's ProxyConfig: the design, task, seed and epochs, then the dotted overrides (typed and checked
-    by OmegaConf, as run_sweep.py's key=value overrides are)."""
-    trial = {"model": {"spec": DESIGNS[design]}, "data": {"name": task}, "seed": seed, "trainer": {"epochs": epochs}}
+def trial_config(task, spec, seed, overrides) -> ProxyConfig:
+    """The trial's ProxyConfig: design, task and seed, then the dotted overrides (typed and checked by
+    OmegaConf, as run_sweep.py's key=value overrides are)."""
+    trial = {"model": {"spec": spec}, "data": {"name": task}, "seed": seed}
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ProxyConfig), trial, OmegaConf.from_dotlist(overrides))
     except OmegaConfBaseException as error:
@@ -42,64 +70,85 @@ def trial_config(task, design, seed, epochs, overrides) -> ProxyConfig:
 
 
 def run(job):
-    task, design, seed, cfg = job
+    label, design, cfg = job
     result = train_proxy(cfg)
-    curve = [epoch["val_acc"] for epoch in result["history"]]
-    return (task, design, seed), result["val_acc_best"] or 0.0, result["train_time_s"], result["error"], curve
+    return {"label": label, "design": design, **{k: result[k] for k in (
+        "spec", "seed", "data_seed", "status", "error", "train_time_s", "history", "data_digest", *METRICS)}}
 
 
-def verdict(task, accuracies, chance):
-    """One line: is ``task`` discriminating, from best accuracies per design (lists over seeds)."""
-    def progress(acc):
-        return (acc - chance) / (1 - chance)
-    if CONTROL not in accuracies:
-        return f"{task}: no verdict ({CONTROL} was not run)"
-    control = max(progress(a) for a in accuracies[CONTROL])
-    learners = [d for d, accs in accuracies.items() if d != CONTROL and min(map(progress, accs)) >= LEARNED]
-    near = control <= NEAR_CHANCE
-    answer = "discriminating" if near and learners else "not discriminating"
-    return (f"{task}: {answer} (chance {chance:.3f}; {CONTROL} {'stays' if near else 'does not stay'} near chance, "
-            f"best seed {control:.2f} of the way to 1; learned on every seed by: {', '.join(learners) or 'none'})")
+def summarize(rows) -> str:
+    """The decisiveness table of each candidate in ``rows`` (one dict per trial)."""
+    frame = pd.DataFrame(rows)
+    frame = frame[frame["status"] == "ok"]
+    lines = []
+    for label, trials in frame.groupby("label", sort=False):
+        cpu = trials["train_time_s"].sum()
+        lines += ["", f"## {label}", "", f"{trials['design'].nunique()} designs, seeds "
+                  f"{sorted(trials['seed'].unique())}, {len(trials)} trials, {cpu:.0f} CPU-s "
+                  f"({trials['train_time_s'].mean():.0f} s per trial)", "",
+                  "| metric | F | p | design share | pairs resolved | paper pairs resolved (agree / against) "
+                  "| resolved per CPU-hour |", "|---|---|---|---|---|---|---|"]
+        for column, metric in METRICS.items():
+            table = metric.oriented(trials.pivot_table(index="design", columns="seed", values=column))
+            result = decisiveness(table, PAPER_PAIRS)
+            anova, named = result["anova"], result["named"]
+            agree = sum(n["resolved"] and n["diff"] > 0 for n in named)
+            against = sum(n["resolved"] and n["diff"] < 0 for n in named)
+            lines.append(f"| {metric.label} | {anova['F']:.2f} | {anova['p']:.2g} | {anova['share']:.2f} | "
+                         f"{result['resolved']} / {len(result['pairs'])} | {agree + against} ({agree} / {against}) "
+                         f"of {len(named)} | {result['resolved'] / (cpu / 3600):.1f} |")
+        means = trials.pivot_table(index="design", values=["val_acc_late", "val_loss_late", "train_time_s"])
+        lines += ["", "| design | val acc (late) | val loss (late) | s per trial |", "|---|---|---|---|"]
+        for design, row in means.sort_values("val_loss_late").iterrows():
+            lines.append(f"| {design} | {row['val_acc_late']:.3f} | {row['val_loss_late']:.3f} | "
+                         f"{row['train_time_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def _read(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default="match,count,texture")
-    parser.add_argument("--designs", default=",".join(DESIGNS), help=f"from: {', '.join(DESIGNS)}")
+    parser.add_argument("--task", default="fractal")
+    parser.add_argument("--designs", default="screen", help=f"a set ({', '.join(DESIGN_SETS)}) or names from: "
+                                                            f"{', '.join(designs())}")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (the proxy default is 3)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a task knob for every task run, e.g. pairs=3 (= --set data.options.pairs=3)")
+                        help="a task knob, e.g. classes=20 (= --set data.options.classes=20)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a trial config key, dotted, e.g. model.window_size=[8,8,16,8] or data.image_size=64")
+                        help="a trial config key, dotted, e.g. trainer.epochs=2 or data.seed=0")
+    parser.add_argument("--label", help="the candidate's name in --out (default: task, options and sets)")
+    parser.add_argument("--out", default="runs/tasks.jsonl", help="trials are appended here, one JSON line each")
+    parser.add_argument("--summary", metavar="FILE", help="print the figures of every candidate in FILE and exit")
     args = parser.parse_args()
-    overrides = [f"data.options.{item}" for item in args.option] + args.set
-    tasks, designs = args.tasks.split(","), args.designs.split(",")
-    unknown = sorted(set(designs) - set(DESIGNS))
+    if args.summary:
+        print(summarize(_read(Path(args.summary))))
+        return
+    known = designs()
+    names = DESIGN_SETS.get(args.designs, args.designs.split(","))
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        raise SystemExit(f"unknown design(s) {', '.join(unknown)}; valid: {', '.join(DESIGNS)}")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(t, d, s, trial_config(t, d, s, args.epochs, overrides)) for t in tasks for d in designs for s in seeds]
-    results = {}
+        raise SystemExit(f"unknown design(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+    overrides = [f"data.options.{item}" for item in args.option] + args.set
+    label = args.label or " ".join([args.task] + args.option + args.set)
+    out = Path(args.out)
+    done = {(r["design"], r["seed"]) for r in _read(out) if r["label"] == label}
+    jobs = [(label, name, trial_config(args.task, known[name], int(seed), overrides))
+            for seed in args.seeds.split(",") for name in names if (name, int(seed)) not in done]
+    out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.workers) as pool:
-        for key, accuracy, seconds, error, curve in pool.map(run, jobs):
-            results[key] = (accuracy, seconds)
-            print(f"# {' '.join(map(str, key))}: {accuracy:.3f} in {seconds:.0f} s"
-                  + (f" (failed: {error})" if error else "")
-                  + f"; val acc by epoch: {' '.join(f'{a:.2f}' for a in curve)}", flush=True)
-    print("| task | design | best val acc per seed | mean | s/trial |")
-    print("|---|---|---|---|---|")
-    for task in tasks:
-        for design in designs:
-            rows = [results[(task, design, s)] for s in seeds]
-            accs = [r[0] for r in rows]
-            print(f"| {task} | {design} | {' '.join(f'{a:.3f}' for a in accs)} | {statistics.mean(accs):.3f} | "
-                  f"{statistics.mean(r[1] for r in rows):.0f} |")
-    options = {task: cfg.data.options for task, _, _, cfg in jobs}      # the same for every design and seed
-    for task in tasks:
-        accuracies = {d: [results[(task, d, s)][0] for s in seeds] for d in designs}
-        print(verdict(task, accuracies, 1.0 / dataset_classes(task, **options[task])))
+        for future in as_completed([pool.submit(run, job) for job in jobs]):
+            row = future.result()
+            with out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            curve = " ".join(f"{h['val_acc']:.2f}" for h in row["history"])
+            print(f"# {row['design']} seed {row['seed']}: acc late {row['val_acc_late'] or 0:.3f}, loss late "
+                  f"{row['val_loss_late'] or 0:.3f} in {row['train_time_s']:.0f} s; val acc by evaluation: {curve}"
+                  + (f" (failed: {row['error']})" if row["error"] else ""), flush=True)
+    print(summarize([r for r in _read(out) if r["label"] == label]))
 
 
 if __name__ == "__main__":

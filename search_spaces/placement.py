@@ -1,5 +1,6 @@
 """The paper's integration-pattern ablation (Table 5) on stages 3-4 of the proxy model, plus all-Mamba,
-all-attention and EfficientVMamba's opposite hypothesis (global mixers early, convs late)."""
+all-attention, all-conv (what global mixing buys) and EfficientVMamba's opposite hypothesis (global mixers
+early, convs late)."""
 DESCRIPTION = __doc__
 SCHEDULER = "none"
 SEARCHABLE = False
@@ -14,6 +15,7 @@ PATTERNS = {
     "random": ("random", {"seed": 0}),
     "all Mamba": ("all_mamba", {}),
     "all attention": ("all_attention", {}),
+    "all conv": ("all_mamba", {"mamba": "C"}),
 }
 
 # The paper's Table 5 (ImageNet-1K top-1 of MambaVision-T with each pattern), by label: what the report

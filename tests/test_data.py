@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from ablate.data import DatasetError, LOADERS, dataset_classes, load_dataset, synthetic
+from ablate.data import GENERATORS, DatasetError, LOADERS, dataset_classes, load_dataset, synthetic
 
 
 @pytest.fixture(autouse=True)
@@ -14,7 +14,7 @@ def private_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-@pytest.mark.parametrize("task", list(synthetic.TASKS))
+@pytest.mark.parametrize("task", list(GENERATORS))
 def test_synthetic_tasks_are_deterministic_cached_and_normalised(task, private_cache):
     first = load_dataset(task, image_size=32, seed=3, n_train=64, n_val=32)
     assert list(private_cache.rglob(f"{task}-*.npz"))                      # written once...
@@ -198,7 +198,8 @@ def test_class_count_without_loading_matches_the_loaded_dataset(tmp_path):
     _write_folder(tmp_path / "pets", classes=("cat", "dog", "owl"))
     _write_folder(tmp_path / "split" / "train", per_class=2)
     _write_folder(tmp_path / "split" / "val", per_class=1)
-    cases = [(task, {"n_train": 8, "n_val": 4}) for task in synthetic.TASKS]
+    cases = [(task, {"n_train": 8, "n_val": 4}) for task in GENERATORS]
+    cases += [("fractal", {"classes": 7, "n_train": 8, "n_val": 4}), ("contour", {"classes": 5, "n_train": 8, "n_val": 4})]
     cases += [("recall", {"pairs": 3, "n_train": 8, "n_val": 4}), ("count", {"max_count": 7, "n_train": 8, "n_val": 4}),
               ("digits", {}), ("cifar10", {"root": tmp_path / "cifar"}), ("imagefolder", {"root": tmp_path / "pets"}),
               ("imagefolder", {"root": tmp_path / "split"})]

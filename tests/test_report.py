@@ -106,7 +106,7 @@ def fixture_run(run_dir: Path) -> Path:
                 "run": "fixture", "trial_id": trial_key(spec, seed), "space": "placement", "spec": spec,
                 "pattern": label, "knobs": "{}", "seed": seed, "dataset": "match", "image_size": 32,
                 "epochs_done": 2 if stopped else 3, "status": "stopped_early" if stopped else "ok",
-                "val_acc_best": accuracy, "params": 800_000 + 10_000 * i, "macs_total": 50e6 + 1e6 * i,
+                "val_acc_best": accuracy, "val_acc_late": accuracy - 0.01, "params": 800_000 + 10_000 * i, "macs_total": 50e6 + 1e6 * i,
                 "macs_scan": 2e5, "throughput_img_s": speed, "throughput_device": "cpu", "throughput_batch": 64,
                 "history": [{"epoch": e + 1, "val_acc": accuracy * (e + 1) / 3} for e in range(2 if stopped else 3)]})
     write_row(run_dir, {"run": "fixture", "trial_id": "failed1", "space": "placement", "spec": "C|CCC|MMMMMMMM|MMMM",
@@ -132,6 +132,22 @@ def test_report_from_a_fixture_table(tmp_path):
     assert (out / "results.csv").read_text().count("\n") == 14
     again = write_report(out, tmp_path / "again")          # a report's results.csv is a results table itself
     assert again.read_text().split("## Designs")[1] == text.split("## Designs")[1]
+
+
+def test_report_says_how_decisive_the_run_is(tmp_path):
+    import numpy as np
+    text = write_report(fixture_run(tmp_path / "fixture")).read_text()
+    table = np.array([accuracies for label, (_, accuracies, _) in DESIGNS.items()]) - 0.01   # designs x seeds
+    grand, designs, seeds = table.mean(), table.mean(1), table.mean(0)
+    ss_design = 3 * ((designs - grand) ** 2).sum()
+    ss_resid = ((table - designs[:, None] - seeds[None, :] + grand) ** 2).sum()
+    f = (ss_design / 3) / (ss_resid / 6)                            # worked by hand: 4 designs, 3 seeds
+    section = text.split("## Decisiveness")[1]
+    assert f"| val acc (late mean) (primary) | {f:.2f} (3, 6) |" in section
+    assert "| val loss (late mean) |" not in section                # a metric the table does not have
+    assert "| last N/2 (default) | random | +0.3100 |" in section   # resolved: 0.91 vs 0.60
+    assert "| last N/2 (default) | last N/4 | 0.5" not in section
+    assert "| last N/2 (default) | last N/4 | 1.00 |" in section     # P(A > B): the paper's pair, every seed
 
 
 def test_pareto_figure_has_a_point_per_design_and_marks_the_front(tmp_path):

@@ -1,3 +1,5 @@
+import numpy as np
+import pytest
 import torch
 
 from ablate.train import ProxyConfig, train_proxy
@@ -73,3 +75,49 @@ def test_default_proxy_sees_64_tokens_in_stage_3_and_16_in_stage_4():
     model(torch.zeros(2, 3, cfg.data.image_size, cfg.data.image_size))
     assert sizes[2] == 64 and sizes[3] == 16
     assert model.spec.canonical == "C|CCC|MMMMTTTT|MMTT"
+
+
+def test_validation_points_are_every_epoch_end_and_the_last_quarter():
+    from ablate.train import eval_steps, late_mean
+    assert eval_steps(10, 3, 4) == [10, 20, 24, 26, 28, 30]
+    assert eval_steps(10, 3, 0) == [10, 20, 30]
+    history = [{"step": s, "val_loss": float(s)} for s in eval_steps(10, 3, 4)]
+    assert late_mean(history, "val_loss") == pytest.approx((24 + 26 + 28 + 30) / 4)
+
+
+def test_records_loss_and_the_late_means_of_the_last_quarter(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
+    result = train_proxy(with_(TINY, trainer={"late_evals": 2}))         # 4 steps per epoch, 8 in all
+    assert [h["step"] for h in result["history"]] == [4, 7, 8]
+    late = [h for h in result["history"] if h["step"] > 6]
+    assert result["val_acc_late"] == pytest.approx(np.mean([h["val_acc"] for h in late]))
+    assert result["val_loss_late"] == pytest.approx(np.mean([h["val_loss"] for h in late]))
+    assert result["val_loss_final"] == result["history"][-1]["val_loss"] > 0
+    assert result["val_loss_best"] == min(h["val_loss"] for h in result["history"])
+
+
+def test_designs_of_one_seed_train_on_identical_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
+    one = train_proxy(with_(TINY, trainer={"epochs": 1}))
+    other = train_proxy(with_(TINY, model={"spec": "C|C|TT|M"}, trainer={"epochs": 1}))
+    assert one["data_digest"] == other["data_digest"] is not None          # same images, same order
+    assert one["history"] != other["history"]
+    assert train_proxy({**with_(TINY, trainer={"epochs": 1}), "seed": 1})["data_digest"] != one["data_digest"]
+
+
+def test_a_data_seed_shares_one_dataset_across_seeds(tmp_path, monkeypatch):
+    from ablate.train import as_config, make_dataset
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
+    shared = [as_config({**with_(TINY, data={"seed": 7}), "seed": seed}) for seed in (0, 1)]
+    own = [as_config({**TINY, "seed": seed}) for seed in (0, 1)]
+    assert torch.equal(make_dataset(shared[0]).train_x, make_dataset(shared[1]).train_x)
+    assert not torch.equal(make_dataset(own[0]).train_x, make_dataset(own[1]).train_x)
+    result = train_proxy({**with_(TINY, data={"seed": 7}, trainer={"epochs": 1}), "seed": 1})
+    assert result["data_seed"] == 7 and result["seed"] == 1
+
+
+def test_too_few_images_for_a_batch_is_a_clear_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
+    result = train_proxy(with_(TINY, trainer={"batch_size": 256}))
+    assert result["status"] == "failed" and "128 training images make no full batch of trainer.batch_size=256" \
+        in result["error"]

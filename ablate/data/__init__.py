@@ -3,7 +3,9 @@
     load_dataset(name, image_size=32, seed=0, **options) -> Splits
     dataset_classes(name, **options) -> int     (without reading the images)
 
-names: match, tint, order, recall, oddball, count, texture (synthetic, see synthetic.py), digits, cifar10 (root=), imagefolder (root=).
+names: fractal, contour (formula-driven, many classes: formula.py), match, tint, order, recall, oddball, count,
+texture (synthetic.py), digits, cifar10 (root=), imagefolder (root=). ``seed`` draws the images (the data
+seed); for a generated task it never changes the task's classes.
 """
 import inspect
 import os
@@ -12,7 +14,7 @@ from typing import Callable, Dict
 
 import numpy as np
 
-from . import real, synthetic
+from . import formula, real, synthetic
 from .base import DatasetError, Splits, cache_path, make_splits
 
 # 500 validation images: a standard error of at most 2.2 points, far below the seed-to-seed spread of a trial
@@ -20,39 +22,57 @@ from .base import DatasetError, Splits, cache_path, make_splits
 SYNTHETIC_SIZES = {"n_train": 4000, "n_val": 500}
 
 
+# The generated tasks and the module that draws each: per-image drawings (synthetic) or vectorised (formula).
+GENERATORS = {**{task: synthetic for task in synthetic.TASKS}, **{task: formula for task in formula.TASKS}}
+
+
+def _task_options(task: str) -> list:
+    draw = GENERATORS[task].TASKS[task][0]
+    return [p for p in inspect.signature(draw).parameters if p not in ("rng", "n", "size")]
+
+
+def _task_classes(task: str, options: dict) -> int:
+    """A fixed class count, or the value of the option that sets it (its default when not given)."""
+    draw, classes = GENERATORS[task].TASKS[task]
+    if isinstance(classes, int):
+        return classes
+    return int(options.get(classes, inspect.signature(draw).parameters[classes].default))
+
+
 def _synthetic(task: str) -> Callable:
+    module = GENERATORS[task]
+
     def load(image_size, seed, n_train=SYNTHETIC_SIZES["n_train"], n_val=SYNTHETIC_SIZES["n_val"], **options):
-        draw = synthetic.TASKS[task][0]
-        valid = [p for p in inspect.signature(draw).parameters if p not in ("rng", "size")]
+        valid = _task_options(task)
         unknown = sorted(set(options) - set(valid))
         if unknown:
             raise DatasetError(f"{task}: unknown option(s) {', '.join(unknown)}; valid: n_train, n_val, "
                                f"{', '.join(valid)}")
         params = dict(task=task, image_size=image_size, seed=seed, n_train=n_train, n_val=n_val,
-                      version=synthetic.VERSION, **options)
+                      version=module.VERSION, **options)
         path = cache_path(task, params)
         if path.is_file():
             with np.load(path) as cached:
                 arrays = [cached[k] for k in ("train_x", "train_y", "val_x", "val_y")]
         else:
             # Separate streams for train and val, so n_train does not change the validation images.
-            val_options = {**options, **synthetic.VAL_OPTIONS.get(task, {})}
-            arrays = [*synthetic.generate(task, n_train, image_size, seed * 2, **options),
-                      *synthetic.generate(task, n_val, image_size, seed * 2 + 1, **val_options)]
+            val_options = {**options, **getattr(module, "VAL_OPTIONS", {}).get(task, {})}
+            arrays = [*module.generate(task, n_train, image_size, seed * 2, **options),
+                      *module.generate(task, n_val, image_size, seed * 2 + 1, **val_options)]
             path.parent.mkdir(parents=True, exist_ok=True)
             temp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp.npz")  # own file per writer
             np.savez(temp, **dict(zip(("train_x", "train_y", "val_x", "val_y"), arrays)))
             temp.replace(path)                                  # atomic: a concurrent reader sees all or nothing
-        return (*arrays, synthetic.num_classes(task, options))
+        return (*arrays, _task_classes(task, options))
     return load
 
 
 def _synthetic_classes(task: str) -> Callable[..., int]:
-    return lambda **options: synthetic.num_classes(task, options)
+    return lambda **options: _task_classes(task, options)
 
 
 LOADERS: Dict[str, Callable] = {
-    **{task: _synthetic(task) for task in synthetic.TASKS},
+    **{task: _synthetic(task) for task in GENERATORS},
     "digits": real.load_digits,
     "cifar10": real.load_cifar10,
     "imagefolder": real.load_imagefolder,
@@ -60,7 +80,7 @@ LOADERS: Dict[str, Callable] = {
 
 # How many classes each dataset has, known without reading its images (to build a model for measuring it).
 CLASS_COUNTS: Dict[str, Callable[..., int]] = {
-    **{task: _synthetic_classes(task) for task in synthetic.TASKS},
+    **{task: _synthetic_classes(task) for task in GENERATORS},
     "digits": lambda **_: real.DIGITS_CLASSES,
     "cifar10": lambda **_: real.CIFAR10_CLASSES,
     "imagefolder": real.imagefolder_classes,

@@ -20,7 +20,6 @@
   texture  local control: the orientation of a striped patch (4 classes) on noise; a small conv net solves
            it. Knobs: patch, noise.
 """
-import inspect
 from typing import Callable, Dict, Tuple, Union
 
 import numpy as np
@@ -242,13 +241,6 @@ TASKS: Dict[str, Tuple[Callable, Union[int, str]]] = {
     "count": (count_image, "max_count"),
     "texture": (texture_image, 4),
 }
-
-
-def num_classes(task: str, options: dict) -> int:
-    draw, classes = TASKS[task]
-    if isinstance(classes, int):
-        return classes
-    return int(options.get(classes, inspect.signature(draw).parameters[classes].default))
 
 
 def generate(task: str, n: int, size: int, seed: int, **options):

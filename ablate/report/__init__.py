@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 from ..results import read_sessions
+from .decisive_section import decisiveness_markdown
 from .figures import pareto_figure, save, spec_ribbons, training_curves
 from .pareto import pareto_mask
 from .reproduction import reproduction, reproduction_markdown
@@ -61,6 +62,7 @@ def report_markdown(run_dir: Path, frame, summary) -> str:
     seeds = seed_accuracies(frame)
     sections.append(_noise(seeds))
     paper, table_name = _paper_reference(space)
+    sections.append(decisiveness_markdown(frame, paper))
     if paper:
         sections.append(reproduction_markdown(reproduction(seeds, paper, table_name)))
     sections += [_problems(frame), "## Figures", "",
@@ -78,7 +80,7 @@ def _header(run_dir, frame, space) -> str:
              f"- Data: `{first['dataset']}` at {first['image_size']} px; up to "
              f"{int(frame['epochs_done'].max()) if frame['epochs_done'].notna().any() else 0} epochs; "
              f"{frame['seed'].nunique()} seeds; {len(frame)} trials; "
-             f"{frame[['spec', 'knobs']].drop_duplicates().shape[0]} designs.",
+             f"{frame[['spec', 'knobs']].drop_duplicates().shape[0]} designs; {_data_seeds(frame)}.",
              f"- Trained with torch {first['torch_version']} on `{first['device']}` (host {first['host']}); "
              f"throughput on `{first['throughput_device']}`, {first['throughput_dtype']}, batch "
              f"{_int(first['throughput_batch'])}."]
@@ -88,6 +90,16 @@ def _header(run_dir, frame, space) -> str:
                      f"{session['trials_before']} -> {session['trials_after']}, code at commit "
                      f"{session.get('commit', 'unknown')}.")
     return "\n".join(lines + [""])
+
+
+def _data_seeds(frame) -> str:
+    """Whether the seeds shared one dataset or each had its own (designs of a seed always share theirs)."""
+    pairs = frame[["seed", "data_seed"]].dropna().drop_duplicates()
+    if pairs.empty:
+        return "data seed not recorded"
+    if pairs["data_seed"].nunique() == 1 and frame["seed"].nunique() > 1:
+        return f"one dataset (data seed {int(pairs['data_seed'].iloc[0])}) shared by every seed"
+    return "each seed its own dataset"
 
 
 def _int(value):
