@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ablate.report.decisive import decisiveness
+from ablate.report.table import fmt
 from ablate.results import METRICS
 from ablate.spec import apply_pattern
 from ablate.train import ProxyConfig, train_proxy
@@ -84,7 +85,7 @@ def summarize(rows) -> str:
     for label, trials in frame.groupby("label", sort=False):
         cpu = trials["train_time_s"].sum()
         lines += ["", f"## {label}", "", f"{trials['design'].nunique()} designs, seeds "
-                  f"{sorted(trials['seed'].unique())}, {len(trials)} trials, {cpu:.0f} CPU-s "
+                  f"{sorted(int(s) for s in trials['seed'].unique())}, {len(trials)} trials, {cpu:.0f} CPU-s "
                   f"({trials['train_time_s'].mean():.0f} s per trial)", "",
                   "| metric | F | p | design share | pairs resolved | paper pairs resolved (agree / against) "
                   "| resolved per CPU-hour |", "|---|---|---|---|---|---|---|"]
@@ -94,7 +95,8 @@ def summarize(rows) -> str:
             anova, named = result["anova"], result["named"]
             agree = sum(n["resolved"] and n["diff"] > 0 for n in named)
             against = sum(n["resolved"] and n["diff"] < 0 for n in named)
-            lines.append(f"| {metric.label} | {anova['F']:.2f} | {anova['p']:.2g} | {anova['share']:.2f} | "
+            lines.append(f"| {metric.label} | {fmt(anova['F'], '.2f')} | {fmt(anova['p'], '.2g')} | "
+                         f"{fmt(anova['share'], '.2f')} | "
                          f"{result['resolved']} / {len(result['pairs'])} | {agree + against} ({agree} / {against}) "
                          f"of {len(named)} | {result['resolved'] / (cpu / 3600):.1f} |")
         means = trials.pivot_table(index="design", values=["val_acc_late", "val_loss_late", "train_time_s"])
