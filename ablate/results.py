@@ -45,7 +45,9 @@ METRICS: Dict[str, Metric] = {m.column: m for m in (
     Metric("val_loss_best", "val loss (best)", False),
 )}
 METRIC_COLUMNS = tuple(METRICS)
-# The metric reports rank designs by, chosen by measured decisiveness (reports/README.md says how).
+# The metric the decisiveness section leads with. Provisional: on the candidate proxies measured so far the late
+# means were more decisive than the final and best values (reports/proxy_search/README.md); the choice between
+# late accuracy and late loss is still open.
 PRIMARY_METRIC = "val_acc_late"
 STATUSES = ("ok", "stopped_early", "failed", "rejected_budget")
 TRAINED = ("ok", "stopped_early")            # statuses whose row has a validation accuracy
