@@ -21,7 +21,7 @@ from pathlib import Path
 from .config import SweepConfig
 from .results import (METRIC_COLUMNS, TRAINED, architecture_id, fingerprint, log_session, read_rows, trial_key,
                       write_row, write_table)
-from .train import ProxyConfig
+from .train import ProxyConfig, data_seed
 
 SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8}   # seeds stay as given
 
@@ -276,7 +276,7 @@ def row_from_trial(run_name, space, cfg, design, patterns, last_result):
     return {
         "run": run_name, "trial_id": trial_key(key, design["seed"]), "space": space, "spec": design["spec"],
         "pattern": patterns.get(key, design["pattern"]), "knobs": design["knobs"], "seed": design["seed"],
-        "data_seed": design["seed"] if cfg.data.seed is None else cfg.data.seed, "dataset": cfg.data.name,
+        "data_seed": data_seed(ProxyConfig(data=cfg.data, seed=design["seed"])), "dataset": cfg.data.name,
         "image_size": cfg.data.image_size, "epochs_done": result.get("epochs_done"), "status": result.get("status"),
         "error": result.get("error"), **{metric: result.get(metric) for metric in METRIC_COLUMNS},
         "train_loss": result.get("train_loss"), "params": last_result.get("params"),

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ablate.report.decisive import decisiveness
+from ablate.report.decisive_section import paper_pairs
 from ablate.report.table import fmt
 from ablate.results import METRICS
 from ablate.spec import apply_pattern
@@ -55,8 +56,7 @@ DESIGN_SETS = {
     "placement": [d.pattern for d in placement.designs(ProxyConfig())],
 }
 DESIGN_SETS["all"] = list(dict.fromkeys(DESIGN_SETS["placement"] + DESIGN_SETS["screen"] + ["random spec B"]))
-PAPER_PAIRS = [(a, b) for a in placement.PAPER_TOP1 for b in placement.PAPER_TOP1
-               if placement.PAPER_TOP1[a] > placement.PAPER_TOP1[b]]
+PAPER_PAIRS = paper_pairs(placement.PAPER_TOP1)
 
 
 def trial_config(task, spec, seed, overrides) -> ProxyConfig:
@@ -92,9 +92,7 @@ def summarize(rows) -> str:
         for column, metric in METRICS.items():
             table = metric.oriented(trials.pivot_table(index="design", columns="seed", values=column))
             result = decisiveness(table, PAPER_PAIRS)
-            anova, named = result["anova"], result["named"]
-            agree = sum(n["resolved"] and n["diff"] > 0 for n in named)
-            against = sum(n["resolved"] and n["diff"] < 0 for n in named)
+            anova, named, agree, against = result["anova"], result["named"], result["agree"], result["against"]
             lines.append(f"| {metric.label} | {fmt(anova['F'], '.2f')} | {fmt(anova['p'], '.2g')} | "
                          f"{fmt(anova['share'], '.2f')} | "
                          f"{result['resolved']} / {len(result['pairs'])} | {agree + against} ({agree} / {against}) "

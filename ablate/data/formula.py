@@ -148,15 +148,15 @@ def fractal_systems(classes, maps_min=2, maps_max=4, min_fill=0.15, class_seed=0
     """The classes' systems (A, b, used), drawn from class_seed: candidates are drawn in batches and kept, in
     order, while they fill at least min_fill."""
     rng = np.random.default_rng((class_seed, FRACTAL_STREAM))
-    kept, tried = [], 0
-    while sum(len(k[0]) for k in kept) < classes:
+    kept, found, tried = [], 0, 0
+    while found < classes:
         if tried >= 100 * classes + 1000:
-            raise DatasetError(f"fractal: only {sum(len(k[0]) for k in kept)} of {tried} random systems fill "
-                               f"min_fill={min_fill} of their box; use a lower min_fill (or fewer classes)")
+            raise DatasetError(f"fractal: only {found} of {tried} random systems fill min_fill={min_fill} of "
+                               f"their box; use a lower min_fill (or fewer classes)")
         a, b, used = _random_systems(rng, 4 * classes, maps_min, maps_max)
         keep = _fill(a, b, used) >= min_fill
         kept.append((a[keep], b[keep], used[keep]))
-        tried += 4 * classes
+        found, tried = found + int(keep.sum()), tried + 4 * classes
     return tuple(np.concatenate(part)[:classes] for part in zip(*kept))
 
 

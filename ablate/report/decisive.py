@@ -83,8 +83,9 @@ def improvement_interval(a: Sequence[float], b: Sequence[float], n_boot: int = 2
 
 
 def decisiveness(table: pd.DataFrame, named_pairs: Sequence[Tuple[str, str]] = ()) -> dict:
-    """The design effect, the Tukey-resolved pairs, and P(A > B) with its interval for each named pair (A, B)
-    whose designs are both in the table. ``table``: designs x seeds, higher is better."""
+    """The design effect, the Tukey-resolved pairs, P(A > B) with its interval for each named pair (A, B) whose
+    designs are both in the table, and how many named pairs are resolved in their order (agree) and against it.
+    ``table``: designs x seeds, higher is better."""
     table = complete_blocks(table)
     anova = design_anova(table)
     pairs = [] if math.isnan(anova["mse"]) else tukey_pairs(table, anova["mse"], anova["df_resid"])
@@ -97,4 +98,6 @@ def decisiveness(table: pd.DataFrame, named_pairs: Sequence[Tuple[str, str]] = (
                           "low": low, "high": high, "diff": float(table.loc[a].mean() - table.loc[b].mean()),
                           "tukey_p": tukey["p"] if tukey else math.nan,
                           "resolved": bool(tukey and tukey["resolved"])})
-    return {"anova": anova, "pairs": pairs, "resolved": sum(p["resolved"] for p in pairs), "named": named}
+    return {"anova": anova, "pairs": pairs, "resolved": sum(p["resolved"] for p in pairs), "named": named,
+            "agree": sum(n["resolved"] and n["diff"] > 0 for n in named),
+            "against": sum(n["resolved"] and n["diff"] < 0 for n in named)}

@@ -15,7 +15,8 @@ def metric_table(frame, column):
 
 def paper_pairs(paper) -> list:
     """(A, B) for every pair the paper orders, A the better."""
-    return [(a, b) for a in paper or {} for b in paper or {} if paper[a] > paper[b]]
+    paper = paper or {}
+    return [(a, b) for a in paper for b in paper if paper[a] > paper[b]]
 
 
 def decisiveness_markdown(frame, paper=None) -> str:
@@ -34,9 +35,7 @@ def decisiveness_markdown(frame, paper=None) -> str:
         if table.empty:
             continue
         results[column] = result = decisiveness(metric.oriented(table), named)
-        anova = result["anova"]
-        agree = sum(n["resolved"] and n["diff"] > 0 for n in result["named"])
-        against = sum(n["resolved"] and n["diff"] < 0 for n in result["named"])
+        anova, agree, against = result["anova"], result["agree"], result["against"]
         paper_cell = f"{agree + against} of {len(result['named'])} ({agree} / {against})" if named else "-"
         lines.append(f"| {metric.label}{' (primary)' if column == PRIMARY_METRIC else ''} | "
                      f"{fmt(anova['F'], '.2f')} ({anova['df_design']}, {anova['df_resid']}) | {fmt(anova['p'], '.2g')} "
