@@ -4,7 +4,7 @@ import time
 
 from ray.tune import Callback
 
-from .results import TRAINED, write_row
+from .results import PRIMARY, TRAINED, write_row
 
 
 class Progress:
@@ -20,12 +20,13 @@ class Progress:
     def finished(self, row, running):
         self.running = running
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
-        if row["status"] in TRAINED and row["val_acc_best"] is not None:
-            if self.best is None or row["val_acc_best"] > self.best[0]:
-                self.best = (row["val_acc_best"], row["pattern"], row["seed"])
+        score = row[PRIMARY.column]
+        if row["status"] in TRAINED and score is not None:
+            if self.best is None or score > self.best[0]:
+                self.best = (score, row["pattern"], row["seed"])
         # the design's label, not its spec: the mixer space has designs that share a spec and differ in knobs
         self.show(f"{row['pattern']} seed {row['seed']}: {row['status']}"
-                  + (f" {row['val_acc_best']:.3f}" if row["val_acc_best"] is not None else "")
+                  + (f" {score:.3f}" if score is not None else "")
                   + (f" ({row['error']})" if row["error"] else ""))
 
     def show(self, event=""):

@@ -45,10 +45,14 @@ METRICS: Dict[str, Metric] = {m.column: m for m in (
     Metric("val_loss_best", "val loss (best)", False),
 )}
 METRIC_COLUMNS = tuple(METRICS)
-# The metric the decisiveness section leads with. Provisional: on the candidate proxies measured so far the late
-# means were more decisive than the final and best values (reports/proxy_search/README.md); the choice between
-# late accuracy and late loss is still open.
+# The metric a report ranks designs by (tables, fronts, the paper comparison) and the decisiveness section leads
+# with: chosen by measured decisiveness on the candidate proxies (reports/proxy_search/README.md), where the late
+# means separated designs better than the final and best values. The tables read it as an accuracy.
 PRIMARY_METRIC = "val_acc_late"
+PRIMARY = METRICS[PRIMARY_METRIC]
+if not PRIMARY.higher_is_better:
+    raise ValueError(f"PRIMARY_METRIC={PRIMARY_METRIC!r}: the report's tables and fronts rank by an accuracy "
+                     f"(higher is better); choose one of {[m.column for m in METRICS.values() if m.higher_is_better]}")
 STATUSES = ("ok", "stopped_early", "failed", "rejected_budget")
 TRAINED = ("ok", "stopped_early")            # statuses whose row has a validation accuracy
 

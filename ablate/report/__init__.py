@@ -4,7 +4,7 @@ import json
 import math
 from pathlib import Path
 
-from ..results import read_sessions
+from ..results import PRIMARY, read_sessions
 from .decisive_section import decisiveness_markdown
 from .figures import pareto_figure, save, spec_ribbons, training_curves
 from .pareto import pareto_mask
@@ -55,7 +55,8 @@ def _paper_reference(space: str):
 def report_markdown(run_dir: Path, frame, summary) -> str:
     space = str(frame["space"].dropna().iloc[0]) if frame["space"].notna().any() else "?"
     sections = [_header(run_dir, frame, space), "## Designs", "",
-                "Sorted by mean best validation accuracy. The interval is a t-interval over seeds, cut to [0, 1]; MACs are "
+                f"Sorted by the mean {PRIMARY.label} (the primary metric: the mean of the validation accuracies over the "
+                "last quarter of training). The interval is a t-interval over seeds, cut to [0, 1]; MACs are "
                 "multiply-adds per image with the selective scan counted (and without it); img/s is measured "
                 "after training, one design at a time (see the header for the device).", "",
                 markdown_table(summary), "", _fronts(summary)]
@@ -122,7 +123,7 @@ def _noise(seeds: dict) -> str:
     floor = noise_floor(seeds)
     if math.isnan(floor["pooled_std"]):
         return "## Seed noise\n\nOne seed per design: no estimate of the seed noise; run seeds>=2.\n"
-    return (f"## Seed noise\n\nPooled std of best validation accuracy over seeds, across designs: "
+    return (f"## Seed noise\n\nPooled std of the {PRIMARY.label} over seeds, across designs: "
             f"{floor['pooled_std']:.3f}. At {floor['seeds']} seeds a difference between two designs' means "
             f"below {floor['floor']:.3f} is inside the noise (95%, normal approximation).\n")
 

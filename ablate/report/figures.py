@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ..results import PRIMARY  # noqa: E402
 from .pareto import pareto_mask  # noqa: E402
 from .reference import PUBLISHED  # noqa: E402
 
@@ -33,7 +34,7 @@ def save(figure, stem: Path) -> list:
 
 
 def pareto_figure(summary, objective: str, reference: bool = False):
-    """Mean val acc (error bar: std over seeds) against one cost; the front drawn and its points filled.
+    """Mean primary accuracy (error bar: std over seeds) against one cost; the front drawn and its points filled.
 
     reference=True adds the published ImageNet numbers in a panel of their own, never on the proxy's axes.
     """
@@ -54,7 +55,7 @@ def pareto_figure(summary, objective: str, reference: bool = False):
     ax.plot(x[on_front][order], y[on_front][order], color="tab:red", lw=1.2, zorder=2)
     label_points(ax, x, y, list(data["design"]))
     ax.set_xlabel(xlabel + (" (higher is better)" if direction == "max" else " (lower is better)"))
-    ax.set_ylabel("validation accuracy (mean over seeds, ± std)")
+    ax.set_ylabel(f"{PRIMARY.label} (mean over seeds, ± std)")
     ax.set_title("proxy: accuracy vs " + objective)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)

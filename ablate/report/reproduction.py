@@ -4,6 +4,7 @@ import math
 import numpy as np
 from scipy import stats as scipy_stats
 
+from ..results import PRIMARY
 from .stats import bootstrap_rank_agreement, noise_floor, pairwise, rank_agreement
 from .table import fmt
 
@@ -49,7 +50,7 @@ def reproduction_markdown(result: dict) -> str:
         return (f"## Proxy vs the paper\n\nFewer than two of the paper's designs ({result['table']}) have "
                 f"trained seeds in this run; no ranking to compare.\n")
     lines = [f"## Proxy vs the paper: {result['table']}", "",
-             "| design | proxy val acc (mean) | proxy rank | paper top-1 | paper rank |", "|---|---|---|---|---|"]
+             f"| design | proxy {PRIMARY.label} (mean) | proxy rank | paper top-1 | paper rank |", "|---|---|---|---|---|"]
     for i, name in enumerate(names):
         lines.append(f"| {name} | {result['proxy'][i]:.3f} | {result['proxy_rank'][i]:g} | "
                      f"{result['paper'][i]:.1f} | {result['paper_rank'][i]:g} |")

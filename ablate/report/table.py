@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import COLUMNS, STATUSES, TRAINED
+from ..results import COLUMNS, PRIMARY, STATUSES, TRAINED
 from .stats import t_interval
 
 
@@ -24,7 +24,7 @@ def load_results(run_dir: Path) -> pd.DataFrame:
     else:
         raise ReportError(f"no results table in {run_dir}: expected results.parquet or results.csv "
                           f"(written by run_sweep.py)")
-    missing = [c for c in ("spec", "pattern", "seed", "status", "val_acc_best") if c not in frame.columns]
+    missing = [c for c in ("spec", "pattern", "seed", "status", PRIMARY.column) if c not in frame.columns]
     if missing:
         raise ReportError(f"{run_dir} has a results table without the columns {missing}; "
                           f"expected the schema {COLUMNS}")
@@ -50,19 +50,20 @@ def design_labels(frame: pd.DataFrame) -> pd.Series:
 
 
 def seed_accuracies(frame: pd.DataFrame) -> dict:
-    """{design label: best val acc of its trained seeds, a Series indexed by seed (so designs can be paired)}."""
+    """{design label: the primary metric of its trained seeds, a Series indexed by seed (so designs can be
+    paired)}."""
     trained = frame[frame["status"].isin(TRAINED)]
     labels = design_labels(frame)[trained.index]
-    return {label: group.set_index("seed")["val_acc_best"].astype(float) for label, group in trained.groupby(labels)}
+    return {label: group.set_index("seed")[PRIMARY.column].astype(float) for label, group in trained.groupby(labels)}
 
 
 def design_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per design, best first: accuracy mean/std/95% interval over seeds, params, MACs, img/s."""
+    """One row per design, best first: the primary accuracy's mean/std/95% interval over seeds, params, MACs, img/s."""
     labels = design_labels(frame)
     rows = []
     for label, group in frame.groupby(labels, sort=False):
         trained = group[group["status"].isin(TRAINED)]
-        acc = trained["val_acc_best"].astype(float).to_numpy()
+        acc = trained[PRIMARY.column].astype(float).to_numpy()
         mean, (low, high) = t_interval(acc) if len(acc) else (math.nan, (math.nan, math.nan))
         low, high = max(low, 0.0), min(high, 1.0)      # an accuracy interval ends where accuracy does
         speed = trained["throughput_img_s"].astype(float).dropna()
@@ -96,7 +97,7 @@ def _status_counts(row) -> str:
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
-    lines = ["| design | spec | seeds | val acc mean ± std | 95% interval | params | MMACs | MMACs no scan | "
+    lines = [f"| design | spec | seeds | {PRIMARY.label}: mean ± std | 95% interval | params | MMACs | MMACs no scan | "
              "img/s | trials |", "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
         lines.append(
@@ -113,7 +114,7 @@ def latex_table(summary: pd.DataFrame) -> str:
         return str(text).replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%") \
             .replace("_", r"\_").replace("#", r"\#").replace("|", r"\textbar{}")
     lines = [r"\begin{tabular}{llrrrrr}", r"\toprule",
-             r"Design & Spec & Val.\ acc. (\%) & Params (K) & MMACs & MMACs (no scan) & img/s \\", r"\midrule"]
+             r"Design & Spec & Val.\ acc.\ late (\%) & Params (K) & MMACs & MMACs (no scan) & img/s \\", r"\midrule"]
     for _, r in summary.iterrows():
         acc = (f"{100 * r['acc_mean']:.1f} $\\pm$ {100 * r['acc_std']:.1f}" if not math.isnan(r["acc_std"])
                else fmt(100 * r["acc_mean"], ".1f"))
