@@ -22,7 +22,7 @@ class Progress:
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         score = row[PRIMARY.column]
         if row["status"] in TRAINED and score is not None:
-            if self.best is None or score > self.best[0]:
+            if self.best is None or PRIMARY.oriented(score) > PRIMARY.oriented(self.best[0]):
                 self.best = (score, row["pattern"], row["seed"])
         # the design's label, not its spec: the mixer space has designs that share a spec and differ in knobs
         self.show(f"{row['pattern']} seed {row['seed']}: {row['status']}"

@@ -123,11 +123,11 @@ def test_report_from_a_fixture_table(tmp_path):
     for stem in ("pareto_throughput", "pareto_macs", "pareto_params", "spec_ribbons", "training_curves"):
         assert (out / f"{stem}.png").stat().st_size > 0 and (out / f"{stem}.svg").stat().st_size > 0
     text = report.read_text()
-    assert "| last N/2 (default) | `C\\|CCC\\|MMMMTTTT\\|MMTT` | 3 | 0.910 ± 0.010 | [0.885, 0.935] |" in text
+    assert "| last N/2 (default) | `C\\|CCC\\|MMMMTTTT\\|MMTT` | 3 | 0.900 ± 0.010 | [0.875, 0.925] |" in text
     assert "Kendall tau-b = 0.91" in text and "Spearman rho = 0.95" in text
     assert "diverged: loss is nan at epoch 1, step 3" in text
-    assert "accuracy vs throughput: last N/2 (default), last N/4, first N/2" not in text
-    assert "- accuracy vs throughput: last N/2 (default), last N/4\n" in text
+    assert "val acc (late mean) vs throughput: last N/2 (default), last N/4, first N/2" not in text
+    assert "- val acc (late mean) vs throughput: last N/2 (default), last N/4\n" in text
     assert "\\toprule" in (out / "table.tex").read_text() and len(load_results(run_dir)) == 13
     assert (out / "results.csv").read_text().count("\n") == 14
     again = write_report(out, tmp_path / "again")          # a report's results.csv is a results table itself
@@ -152,7 +152,7 @@ def test_report_says_how_decisive_the_run_is(tmp_path):
 
 def test_pareto_figure_has_a_point_per_design_and_marks_the_front(tmp_path):
     summary = design_summary(load_results(fixture_run(tmp_path / "fixture")))
-    assert len(summary) == 5 and summary["acc_mean"].isna().sum() == 1     # all Mamba: failed, not plotted
+    assert len(summary) == 5 and summary["metric_mean"].isna().sum() == 1     # all Mamba: failed, not plotted
     figure = pareto_figure(summary, "throughput", reference=True)
     offsets = {c.get_gid(): len(c.get_offsets()) for c in figure.axes[0].collections if c.get_gid()}
     assert offsets == {"designs": 4, "front": 2}

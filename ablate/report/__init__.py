@@ -10,7 +10,7 @@ from .figures import pareto_figure, save, spec_ribbons, training_curves
 from .pareto import pareto_mask
 from .reproduction import reproduction, reproduction_markdown
 from .table import ReportError, design_labels, design_summary, latex_table, load_results, markdown_table, \
-    seed_accuracies
+    seed_scores
 
 __all__ = ["ReportError", "pareto_mask", "write_report"]
 
@@ -55,12 +55,13 @@ def _paper_reference(space: str):
 def report_markdown(run_dir: Path, frame, summary) -> str:
     space = str(frame["space"].dropna().iloc[0]) if frame["space"].notna().any() else "?"
     sections = [_header(run_dir, frame, space), "## Designs", "",
-                f"Sorted by the mean {PRIMARY.label} (the primary metric: the mean of the validation accuracies over the "
-                "last quarter of training). The interval is a t-interval over seeds, cut to [0, 1]; MACs are "
+                f"Sorted by the mean {PRIMARY.label}, best first (the primary metric; a late mean averages the "
+                "evaluations over the last quarter of training). The interval is a t-interval over seeds, cut to the "
+                "metric's range; MACs are "
                 "multiply-adds per image with the selective scan counted (and without it); img/s is measured "
                 "after training, one design at a time (see the header for the device).", "",
                 markdown_table(summary), "", _fronts(summary)]
-    seeds = seed_accuracies(frame)
+    seeds = seed_scores(frame)
     sections.append(_noise(seeds))
     paper, table_name = _paper_reference(space)
     sections.append(decisiveness_markdown(frame, paper))
@@ -108,13 +109,13 @@ def _int(value):
 
 
 def _fronts(summary) -> str:
-    lines = ["## Pareto fronts", "", "Non-dominated designs (mean accuracy up, the cost in the right direction). "
-             "The fronts are computed on means: two designs whose accuracies differ by less than the seed-noise "
+    lines = ["## Pareto fronts", "", f"Non-dominated designs (mean {PRIMARY.label} and the cost, each in its better direction). "
+             "The fronts are computed on means: two designs whose values differ by less than the seed-noise "
              "floor below are not separated by this run, whichever of them the front keeps.", ""]
     for objective, (column, direction) in FRONTS.items():
-        data = summary.dropna(subset=["acc_mean", column])
-        mask = pareto_mask(data[["acc_mean", column]].to_numpy(float), ["max", direction])
-        lines.append(f"- accuracy vs {objective}: {', '.join(data['design'][mask]) or 'none measured'}")
+        data = summary.dropna(subset=["metric_mean", column])
+        mask = pareto_mask(data[["metric_mean", column]].to_numpy(float), [PRIMARY.direction, direction])
+        lines.append(f"- {PRIMARY.label} vs {objective}: {', '.join(data['design'][mask]) or 'none measured'}")
     return "\n".join(lines + [""])
 
 

@@ -34,20 +34,20 @@ def save(figure, stem: Path) -> list:
 
 
 def pareto_figure(summary, objective: str, reference: bool = False):
-    """Mean primary accuracy (error bar: std over seeds) against one cost; the front drawn and its points filled.
+    """Mean primary metric (error bar: std over seeds) against one cost; the front drawn and its points filled.
 
     reference=True adds the published ImageNet numbers in a panel of their own, never on the proxy's axes.
     """
     column, spread, direction, xlabel, unit = OBJECTIVES[objective]
-    data = summary.dropna(subset=["acc_mean", column])
-    x, y = data[column].to_numpy(float) / unit, data["acc_mean"].to_numpy(float)
-    on_front = pareto_mask(np.stack([y, x], axis=1), ["max", direction]) if len(data) else np.zeros(0, bool)
+    data = summary.dropna(subset=["metric_mean", column])
+    x, y = data[column].to_numpy(float) / unit, data["metric_mean"].to_numpy(float)
+    on_front = pareto_mask(np.stack([y, x], axis=1), [PRIMARY.direction, direction]) if len(data) else np.zeros(0, bool)
     panels = 2 if reference else 1
     figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 5.2), squeeze=False)
     ax = axes[0, 0]
     xerr = data[spread].fillna(0).to_numpy(float) / unit if spread else None
-    std = data["acc_std"].fillna(0).to_numpy(float)
-    yerr = [y - np.clip(y - std, 0, 1), np.clip(y + std, 0, 1) - y]     # an accuracy bar ends at 0 and 1
+    std = data["metric_std"].fillna(0).to_numpy(float)
+    yerr = [y - np.clip(y - std, *PRIMARY.bounds), np.clip(y + std, *PRIMARY.bounds) - y]  # ends where the metric does
     ax.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="none", ecolor="0.6", capsize=3, zorder=1)
     ax.scatter(x, y, s=36, facecolors="white", edgecolors="0.35", zorder=2, gid="designs")
     ax.scatter(x[on_front], y[on_front], s=60, color="tab:red", zorder=3, gid="front", label="Pareto front")
@@ -55,8 +55,9 @@ def pareto_figure(summary, objective: str, reference: bool = False):
     ax.plot(x[on_front][order], y[on_front][order], color="tab:red", lw=1.2, zorder=2)
     label_points(ax, x, y, list(data["design"]))
     ax.set_xlabel(xlabel + (" (higher is better)" if direction == "max" else " (lower is better)"))
-    ax.set_ylabel(f"{PRIMARY.label} (mean over seeds, ± std)")
-    ax.set_title("proxy: accuracy vs " + objective)
+    better = "higher" if PRIMARY.higher_is_better else "lower"
+    ax.set_ylabel(f"{PRIMARY.label} (mean over seeds, ± std; {better} is better)")
+    ax.set_title(f"proxy: {PRIMARY.label} vs {objective}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     if reference:

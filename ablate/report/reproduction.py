@@ -10,9 +10,13 @@ from .table import fmt
 
 
 def reproduction(seeds: dict, paper: dict, table_name: str, n_boot: int = 2000) -> dict:
-    """Everything the section says, as numbers: ranks, tau/rho with bootstrap intervals, pairs, verdict."""
+    """Everything the section says, as numbers: ranks, tau/rho with bootstrap intervals, pairs, verdict.
+
+    seeds holds the primary metric per seed; it is compared turned so that higher is better (a loss negated),
+    as the paper's top-1 is, and the proxy means are given back in the metric's own units."""
     names = [name for name in sorted(paper, key=lambda n: -paper[n]) if name in seeds and len(seeds[name])]
     missing = [name for name in paper if name not in names]
+    seeds = {name: PRIMARY.oriented(seeds[name]) for name in names}
     proxy = np.array([seeds[name].mean() for name in names])
     floor = noise_floor({name: seeds[name] for name in names})
     pairs = pairwise({name: seeds[name] for name in names}, names, n_boot)
@@ -20,7 +24,7 @@ def reproduction(seeds: dict, paper: dict, table_name: str, n_boot: int = 2000) 
         pair["paper_diff"] = paper[pair["a"]] - paper[pair["b"]]
         pair["verdict"] = _verdict(pair, floor["floor"])
         pair["seeds_needed"] = seeds_to_resolve(pair["diff"], floor["pooled_std"])
-    return {"table": table_name, "names": names, "missing": missing, "proxy": proxy,
+    return {"table": table_name, "names": names, "missing": missing, "proxy": PRIMARY.oriented(proxy),
             "paper": np.array([paper[n] for n in names]),
             "proxy_rank": scipy_stats.rankdata(-proxy), "paper_rank": scipy_stats.rankdata([-paper[n] for n in names]),
             "agreement": rank_agreement(proxy, [paper[n] for n in names]),
@@ -69,8 +73,9 @@ def reproduction_markdown(result: dict) -> str:
     counts = {v: sum(p["verdict"] == v for p in pairs) for v in ("agrees", "disagrees", "inside the noise")}
     lines += [f"- Of {len(pairs)} pairs, the proxy resolves {counts['agrees']} in the paper's direction and "
               f"{counts['disagrees']} against it; inside the seed noise: {counts['inside the noise']}.",
-              "", "Pairwise (A is ranked above B by the paper; difference = proxy mean A - mean B, 95% bootstrap "
-              "interval over seeds, two-sided permutation p-value):", "",
+              "", "Pairwise (A is ranked above B by the paper; difference = proxy mean A - mean B"
+              + ("" if PRIMARY.higher_is_better else f" of the negated {PRIMARY.label}, so that + means A is better")
+              + ", 95% bootstrap interval over seeds, two-sided permutation p-value):", "",
               "| A | B | paper A - B | proxy A - B | interval | p | verdict | seeds to resolve | paired A - B (seeds) "
               "| paired p |", "|---|---|---|---|---|---|---|---|---|---|"]
     for p in pairs:

@@ -49,7 +49,7 @@ def design_labels(frame: pd.DataFrame) -> pd.Series:
                        axis=1)
 
 
-def seed_accuracies(frame: pd.DataFrame) -> dict:
+def seed_scores(frame: pd.DataFrame) -> dict:
     """{design label: the primary metric of its trained seeds, a Series indexed by seed (so designs can be
     paired)}."""
     trained = frame[frame["status"].isin(TRAINED)]
@@ -58,21 +58,22 @@ def seed_accuracies(frame: pd.DataFrame) -> dict:
 
 
 def design_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per design, best first: the primary accuracy's mean/std/95% interval over seeds, params, MACs, img/s."""
+    """One row per design, best first: the primary metric's mean/std/95% interval over seeds, params, MACs, img/s."""
     labels = design_labels(frame)
     rows = []
     for label, group in frame.groupby(labels, sort=False):
         trained = group[group["status"].isin(TRAINED)]
-        acc = trained[PRIMARY.column].astype(float).to_numpy()
-        mean, (low, high) = t_interval(acc) if len(acc) else (math.nan, (math.nan, math.nan))
-        low, high = max(low, 0.0), min(high, 1.0)      # an accuracy interval ends where accuracy does
+        values = trained[PRIMARY.column].astype(float).to_numpy()
+        mean, (low, high) = t_interval(values) if len(values) else (math.nan, (math.nan, math.nan))
+        low, high = max(low, PRIMARY.bounds[0]), min(high, PRIMARY.bounds[1])      # it ends where the metric does
         speed = trained["throughput_img_s"].astype(float).dropna()
         first = group.iloc[0]
         macs_total, macs_scan = _number(first["macs_total"]), _number(first["macs_scan"])
         rows.append({
             "design": label, "pattern": first["pattern"], "spec": first["spec"], "knobs": first["knobs"],
-            "seeds": len(trained), "acc_mean": mean, "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else math.nan,
-            "acc_low": low, "acc_high": high, "params": _number(first["params"]),
+            "seeds": len(trained), "metric_mean": mean,
+            "metric_std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+            "metric_low": low, "metric_high": high, "params": _number(first["params"]),
             "macs_total": macs_total, "macs_scan": macs_scan, "macs_no_scan": macs_total - macs_scan,
             "throughput": float(speed.mean()) if len(speed) else math.nan,
             "throughput_std": float(speed.std(ddof=1)) if len(speed) > 1 else 0.0,
@@ -80,7 +81,8 @@ def design_summary(frame: pd.DataFrame) -> pd.DataFrame:
             **{status: int((group["status"] == status).sum()) for status in STATUSES},
         })
     summary = pd.DataFrame(rows)
-    return summary.sort_values("acc_mean", ascending=False, na_position="last").reset_index(drop=True)
+    best_first = summary.sort_values("metric_mean", ascending=not PRIMARY.higher_is_better, na_position="last")
+    return best_first.reset_index(drop=True)
 
 
 def _number(value) -> float:
@@ -101,8 +103,8 @@ def markdown_table(summary: pd.DataFrame) -> str:
              "img/s | trials |", "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
         lines.append(
-            f"| {r['design']} | `{r['spec'].replace('|', chr(92) + '|')}` | {r['seeds']} | {fmt(r['acc_mean'], '.3f')} ± "
-            f"{fmt(r['acc_std'], '.3f')} | [{fmt(r['acc_low'], '.3f')}, {fmt(r['acc_high'], '.3f')}] | "
+            f"| {r['design']} | `{r['spec'].replace('|', chr(92) + '|')}` | {r['seeds']} | {fmt(r['metric_mean'], '.3f')} ± "
+            f"{fmt(r['metric_std'], '.3f')} | [{fmt(r['metric_low'], '.3f')}, {fmt(r['metric_high'], '.3f')}] | "
             f"{fmt(r['params'], ',.0f')} | {fmt(r['macs_total'] / 1e6, '.1f')} | "
             f"{fmt(r['macs_no_scan'] / 1e6, '.1f')} | {fmt(r['throughput'], '.0f')} | {_status_counts(r)} |")
     return "\n".join(lines)
@@ -114,11 +116,12 @@ def latex_table(summary: pd.DataFrame) -> str:
         return str(text).replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%") \
             .replace("_", r"\_").replace("#", r"\#").replace("|", r"\textbar{}")
     lines = [r"\begin{tabular}{llrrrrr}", r"\toprule",
-             r"Design & Spec & Val.\ acc.\ late (\%) & Params (K) & MMACs & MMACs (no scan) & img/s \\", r"\midrule"]
+             f"Design & Spec & {escape(PRIMARY.label)} & Params (K) & MMACs & MMACs (no scan) & img/s \\\\",
+             r"\midrule"]
     for _, r in summary.iterrows():
-        acc = (f"{100 * r['acc_mean']:.1f} $\\pm$ {100 * r['acc_std']:.1f}" if not math.isnan(r["acc_std"])
-               else fmt(100 * r["acc_mean"], ".1f"))
-        lines.append(f"{escape(r['design'])} & \\texttt{{{escape(r['spec'])}}} & {acc} & "
+        value = (f"{r['metric_mean']:.3f} $\\pm$ {r['metric_std']:.3f}" if not math.isnan(r["metric_std"])
+                 else fmt(r["metric_mean"], ".3f"))
+        lines.append(f"{escape(r['design'])} & \\texttt{{{escape(r['spec'])}}} & {value} & "
                      f"{fmt(r['params'] / 1e3, ',.0f')} & {fmt(r['macs_total'] / 1e6, '.1f')} & "
                      f"{fmt(r['macs_no_scan'] / 1e6, '.1f')} & {fmt(r['throughput'], '.0f')} \\\\")
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
