@@ -11,6 +11,8 @@
            draws it with a line of random width. Knobs: classes, max_freq, jitter, rotation, scale_min,
            scale_max, line, clutter, class_seed, noise.
 
+The fractal defaults (10 classes, jitter 0.015, full rotation) are the default proxy's task, chosen by measured
+decisiveness per CPU-second (reports/proxy_search/README.md); FractalDB itself uses 1,000 classes.
 The classes come from class_seed, the same for every data seed: a data seed draws instances, never the task.
 Labels are balanced. ``clutter`` small objects of systems that are no class are drawn under the one that is.
 """
@@ -168,7 +170,7 @@ def _jittered(rng, a, b, jitter):
     return a * np.minimum(1.0, 0.98 / np.maximum(norm, 1e-9)), b
 
 
-def fractal_images(rng, n, size, classes=50, jitter=0.04, rotation=180.0, scale_min=0.6, scale_max=1.0,
+def fractal_images(rng, n, size, classes=10, jitter=0.015, rotation=180.0, scale_min=0.6, scale_max=1.0,
                    clutter=0, maps_min=2, maps_max=4, min_fill=0.15, class_seed=0, noise=0.05):
     _check_pose("fractal", classes, jitter, rotation, scale_min, scale_max, clutter, noise, 1000)
     _check_range("fractal", "maps_min", maps_min, 2, maps_max)
