@@ -85,7 +85,7 @@ def test_budget_rejects_without_training(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     rows = table(tmp_path, "b").set_index("spec")
     assert rows.loc["C|CCC|MMMMTTTT|MMTT", "status"] == "rejected_budget"
-    assert "params 222,090 > budget.max_params 215,000" in rows.loc["C|CCC|MMMMTTTT|MMTT", "error"]
+    assert "params 222,610 > budget.max_params 215,000" in rows.loc["C|CCC|MMMMTTTT|MMTT", "error"]
     assert rows.loc["C|CCC|MMMMTTTT|MMTT", "epochs_done"] == 0
     assert rows.loc["C|CCC|MMMMMMTT|MMMT", "status"] == "ok"
 
