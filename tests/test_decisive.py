@@ -72,3 +72,12 @@ def test_incomplete_seeds_are_left_out_and_named_pairs_are_reported():
 def test_one_seed_has_no_residual_to_test_against():
     result = decisiveness(_table([[1.0], [2.0]]))
     assert math.isnan(result["anova"]["p"]) and result["pairs"] == [] and result["resolved"] == 0
+
+
+def test_metrics_say_which_way_is_better():
+    from ablate.results import METRICS, PRIMARY, PRIMARY_METRIC
+    loss, accuracy = METRICS["val_loss_late"], METRICS["val_acc_late"]
+    assert (loss.direction, accuracy.direction) == ("min", "max")
+    assert list(loss.oriented(np.array([0.9, 1.2]))) == [-0.9, -1.2]          # lower loss ranks higher
+    assert loss.bounds == (0.0, math.inf) and accuracy.bounds == (0.0, 1.0)
+    assert PRIMARY is METRICS[PRIMARY_METRIC]
