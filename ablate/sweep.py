@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 
 from .config import SweepConfig
+from .preflight import SMOKE, PreflightError, check_dataset, check_designs, describe_smoke, proxy_model, trial_proxy
 from .results import (METRIC_COLUMNS, TRAINED, architecture_id, fingerprint, log_session, read_rows, trial_key,
                       write_row, write_table)
 from .train import ProxyConfig, data_seed
-
-SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8}   # seeds stay as given
 
 
 class SweepError(RuntimeError):
@@ -68,13 +67,6 @@ def expected_cost(spec: str, cfg: SweepConfig) -> int:
     return cost
 
 
-def proxy_model(proxy: dict):
-    """The model a trial of ``proxy`` trains (the dataset's classes included), and its config."""
-    from .train import as_config, make_model, model_classes
-    cfg = as_config(proxy)
-    return make_model(cfg, num_classes=model_classes(cfg)), cfg
-
-
 def static_measures(proxy: dict) -> dict:
     """Params and MACs of the proxy model at its resolution, before training."""
     from .measure import count_macs, count_params
@@ -104,10 +96,7 @@ def run_trial(config, base=None, budget=None, run_dir=None):
         tune.report({"epoch": row["epochs_done"] or 0, "val_acc": row["val_acc_best"] or 0.0, "final": 1,
                      "macs_total": row["macs_total"] or 0, "duplicate_of": key})
         return
-    proxy = copy.deepcopy(base)
-    proxy["model"]["spec"] = design["spec"]
-    proxy["model"]["mixer_knobs"] = json.loads(design["knobs"])
-    proxy["seed"] = design["seed"]
+    proxy = trial_proxy(base, design)
     try:
         measures = static_measures(proxy)
     except Exception as error:               # a spec or knob that does not build: a failed trial, not a crash
@@ -171,8 +160,10 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
     from .progress import Progress, RowWriter
 
     if cfg.smoke:
+        print(describe_smoke(cfg), flush=True)
         cfg = apply_smoke(cfg)
     space = SPACES[cfg.space]
+    known = _checked_designs(cfg, space)
     name = cfg.name or cfg.space
     run_dir = (Path(cfg.runs_dir) / name).resolve()
     done_rows = read_rows(run_dir)
@@ -183,9 +174,6 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
     started, commit = time.time(), git_commit()     # the code as it was when the sweep started
     from omegaconf import OmegaConf
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    known = space.designs(cfg)
-    if cfg.smoke:
-        known = known[:SMOKE["designs"]]
     searcher, scheduler, param_space, num_samples, total = _make_search(cfg, space, known, done_rows)
     patterns = {d.key: d.pattern for d in known}
     if param_space is not None and num_samples > 0:
@@ -219,6 +207,22 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
                           **fingerprint()})
     from .report import write_report
     return write_report(run_dir)
+
+
+def _checked_designs(cfg: SweepConfig, space) -> list:
+    """The space's designs, after every check a trial would fail on has passed (before any Ray call)."""
+    try:
+        known = space.designs(cfg)
+    except ValueError as error:                     # a SpecError, or a pattern the spec cannot take
+        raise SweepError(f"model.spec={cfg.model.spec!r}: {error}") from None
+    known = known[:SMOKE["designs"]] if cfg.smoke else known
+    base = base_proxy(cfg)
+    try:
+        check_dataset(base)                         # first: a design's head needs the dataset's classes
+        check_designs(base, known)
+    except PreflightError as error:
+        raise SweepError(str(error)) from None
+    return known
 
 
 def git_commit() -> str:

@@ -1,0 +1,72 @@
+"""Checks before any Ray call: every design builds, the dataset loads, and smoke says what it changes.
+
+The checks call the code the trials call (trial_proxy, proxy_model, make_dataset), so a rule lives once: a spec,
+knob, head count or dataset a trial would fail on stops the sweep here instead, with one message and exit 2.
+"""
+import copy
+import json
+from typing import Iterable, List, Tuple
+
+SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8}   # seeds stay as given
+
+
+class PreflightError(ValueError):
+    """A sweep that cannot run as configured: the message names the key, the value and what is valid."""
+
+
+def trial_proxy(base: dict, design: dict) -> dict:
+    """The proxy config one trial trains: the sweep's base with the design's spec, mixer knobs and seed. The
+    design's knobs go over the sweep's own model.mixer_knobs, letter by letter, so neither is dropped."""
+    proxy = copy.deepcopy(base)
+    proxy["model"]["spec"] = design["spec"]
+    knobs = json.loads(design["knobs"])
+    sweep_knobs = proxy["model"]["mixer_knobs"] or {}
+    proxy["model"]["mixer_knobs"] = {letter: {**sweep_knobs.get(letter, {}), **knobs.get(letter, {})}
+                                     for letter in {*sweep_knobs, *knobs}}
+    proxy["seed"] = design["seed"]
+    return proxy
+
+
+def proxy_model(proxy: dict):
+    """The model a trial of ``proxy`` trains (the dataset's classes included), and its config."""
+    from .train import as_config, make_model, model_classes
+    cfg = as_config(proxy)
+    return make_model(cfg, num_classes=model_classes(cfg)), cfg
+
+
+def smoke_changes(cfg) -> List[Tuple[str, object, object]]:
+    """(key, the value set, smoke's value) for every key smoke=true replaces."""
+    return [("trainer.epochs", cfg.trainer.epochs, SMOKE["epochs"]), ("model.dim", cfg.model.dim, SMOKE["dim"]),
+            ("model.in_dim", cfg.model.in_dim, SMOKE["dim"]),
+            ("data.options.n_train", cfg.data.options.get("n_train"), SMOKE["n_train"]),
+            ("data.options.n_val", cfg.data.options.get("n_val"), SMOKE["n_val"])]
+
+
+def describe_smoke(cfg) -> str:
+    changed = ", ".join(f"{key}={new} (was {old if old is not None else 'the default'})"
+                        for key, old, new in smoke_changes(cfg) if old != new)
+    return f"smoke=true: the first {SMOKE['designs']} designs; sets " + (changed or "nothing else")
+
+
+def check_designs(base: dict, designs: Iterable) -> None:
+    """Build every design's model on the meta device (no memory, no weights): spec, knobs, widths and heads."""
+    import torch
+    for design in designs:
+        proxy = trial_proxy(base, {"spec": design.spec, "knobs": design.knobs, "seed": 0})
+        try:
+            with torch.device("meta"):
+                proxy_model(proxy)
+        except Exception as error:          # whatever a trial would fail on, named with the design
+            knobs = "" if design.knobs == "{}" else f" with model.mixer_knobs={design.knobs}"
+            raise PreflightError(f"design {design.pattern!r} (model.spec={design.spec!r}{knobs}) does not "
+                                 f"build: {type(error).__name__}: {error}") from None
+
+
+def check_dataset(base: dict) -> None:
+    """Load the first seed's dataset as a trial would (a generated one is then cached for the trials)."""
+    from .data import DatasetError
+    from .train import as_config, make_dataset
+    try:
+        make_dataset(as_config({**base, "seed": 0}))
+    except (DatasetError, TypeError) as error:
+        raise PreflightError(f"data.name={base['data']['name']!r} cannot be loaded: {error}") from None

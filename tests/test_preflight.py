@@ -1,0 +1,48 @@
+"""Bad input stops a sweep before any Ray call: exit 2, one message naming the key, the value and what is valid."""
+import pickle
+
+import pytest
+
+from test_sweep import sweep
+
+
+def _bad_cifar(tmp_path):
+    root = tmp_path / "cifar"
+    root.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (root / name).write_bytes(pickle.dumps({b"data": "not images", b"labels": [0]}))
+    return str(root)
+
+
+BAD = {
+    "spec": (["model.spec=C|CCC|MMQM|MMTT"], "'Q' at column 9 (stage 3) is not a block letter; valid: B C G I M P S"),
+    "folder": (["data=imagefolder", "data.root=/nonexistent"], "imagefolder: directory /nonexistent does not exist"),
+    "cifar without root": (["data=cifar10"], "cifar10: no path given; set data.root="),
+    "unknown dataset": (["data=nope"], "data.name='nope' cannot be loaded: unknown dataset 'nope'; valid: match"),
+    "mixer knob": (["model.mixer_knobs.M.conv=bogus"], "knob conv='bogus' for block 'M' is not valid; choose one of"),
+    "heads": (["model.num_heads=[1,2,3,8]"], "is not divisible by num_heads=3"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD) + ["unreadable cifar"])
+def test_bad_input_exits_2_before_ray_starts(tmp_path, case):
+    overrides, message = BAD.get(case) or (["data=cifar10", f"data.root={_bad_cifar(tmp_path)}"],
+                                           "is not a CIFAR-10 python batch")
+    done = sweep(tmp_path, *overrides, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr and done.stderr.startswith("error: ")
+    assert "Started a local Ray instance" not in done.stdout + done.stderr
+    assert not (tmp_path / "runs").exists()                      # no run directory either
+
+
+def test_a_bad_dataset_is_named_before_an_existing_run(tmp_path):
+    (tmp_path / "runs" / "placement" / "trials").mkdir(parents=True)
+    (tmp_path / "runs" / "placement" / "trials" / "x.json").write_text("{}")
+    done = sweep(tmp_path, "data=nope", timeout=120)
+    assert done.returncode == 2 and "unknown dataset 'nope'" in done.stderr and "already has" not in done.stderr
+
+
+def test_smoke_says_what_it_changes(tmp_path):
+    done = sweep(tmp_path, "smoke=true", "model.dim=0", "model.spec=C|CCC|MMQM|MMTT", timeout=120)
+    assert "smoke=true: the first 2 designs; sets model.dim=8 (was 0), model.in_dim=8 (was 16)" in done.stdout
+    assert done.returncode == 2                                  # and the spec is still checked
