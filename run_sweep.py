@@ -29,6 +29,8 @@ def main(argv) -> int:
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if report is None:                                     # plan=true: the plan is printed, nothing ran
+        return 0
     print((report.parent / "table.md").read_text())
     print(f"report: {report}")
     return 0

@@ -47,6 +47,7 @@ class SweepConfig:
     scheduler: str = "auto"           # auto: the space's default (none to reproduce, asha to search)
     resume: bool = False
     smoke: bool = False               # a tiny run for tests: 2 designs, 2 epochs on 256 images, width 8
+    plan: bool = False                # print the designs, trials and an estimated wall time; train nothing
     runs_dir: str = "runs"
     throughput_batch: int = 64
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)

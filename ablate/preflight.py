@@ -62,11 +62,11 @@ def check_designs(base: dict, designs: Iterable) -> None:
                                  f"build: {type(error).__name__}: {error}") from None
 
 
-def check_dataset(base: dict) -> None:
+def check_dataset(base: dict):
     """Load the first seed's dataset as a trial would (a generated one is then cached for the trials)."""
     from .data import DatasetError
     from .train import as_config, make_dataset
     try:
-        make_dataset(as_config({**base, "seed": 0}))
+        return make_dataset(as_config({**base, "seed": 0}))
     except (DatasetError, TypeError) as error:
         raise PreflightError(f"data.name={base['data']['name']!r} cannot be loaded: {error}") from None

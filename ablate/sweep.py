@@ -163,10 +163,13 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
         print(describe_smoke(cfg), flush=True)
         cfg = apply_smoke(cfg)
     space = SPACES[cfg.space]
-    known = _checked_designs(cfg, space)
+    known, data = _checked_designs(cfg, space)
     name = cfg.name or cfg.space
     run_dir = (Path(cfg.runs_dir) / name).resolve()
     done_rows = read_rows(run_dir)
+    if cfg.plan:
+        print(plan_markdown(cfg, known, data, done_rows, run_dir))
+        return None
     if done_rows and not cfg.resume:
         raise SweepError(f"run {name!r} already has {len(done_rows)} finished trials in {run_dir}; "
                          f"add resume=true to finish it, or choose another name=")
@@ -218,11 +221,49 @@ def _checked_designs(cfg: SweepConfig, space) -> list:
     known = known[:SMOKE["designs"]] if cfg.smoke else known
     base = base_proxy(cfg)
     try:
-        check_dataset(base)                         # first: a design's head needs the dataset's classes
+        data = check_dataset(base)                  # first: a design's head needs the dataset's classes
         check_designs(base, known)
     except PreflightError as error:
         raise SweepError(str(error)) from None
-    return known
+    return known, data
+
+
+def plan_markdown(cfg: SweepConfig, known, data, done_rows, run_dir) -> str:
+    """What plan=true prints: every design with its cost, the trials to run, and the estimated wall time."""
+    from .plan import RAY_START_S, cached_calibration, concurrent_trials, makespan, trial_seconds
+    base, done = base_proxy(cfg), {row["trial_id"] for row in done_rows}
+    seeds = range(cfg.seeds) if cfg.search.algo == "grid" else range(1)
+    lines = [f"# Plan: {cfg.space} -> {run_dir}", "",
+             "| design | spec | params | MMACs | seeds to train | already in the run | est. s per trial | budget |",
+             "|---|---|---|---|---|---|---|---|"]
+    durations = []
+    for design in sorted(known, key=lambda d: -expected_cost(d.spec, cfg)):
+        proxy = trial_proxy(base, {"spec": design.spec, "knobs": design.knobs, "seed": 0})
+        measures = static_measures(proxy)
+        reason = over_budget(measures, dataclasses.asdict(cfg.budget))
+        seconds = trial_seconds(cached_calibration(proxy), len(data.train_x), len(data.val_x),
+                                base["trainer"])
+        pending = [s for s in seeds if trial_key(design.key, s) not in done]
+        durations += [] if reason else [seconds] * len(pending)
+        lines.append(f"| {design.pattern} | `{design.spec}` | {measures['params']:,} | "
+                     f"{measures['macs_total'] / 1e6:.1f} | {len(pending)} | {len(seeds) - len(pending)} | "
+                     f"{seconds:.0f} | {reason or 'ok'} |")
+    if cfg.search.algo != "grid":
+        mean = sum(durations) / max(1, len(durations))
+        durations += [mean] * max(0, cfg.search.num_samples - len(known))
+    slots = concurrent_trials(cfg)
+    wall = makespan(durations, slots) + (RAY_START_S if durations else 0.0)
+    lines += ["", f"- {len(durations)} trials to train, {slots} at once ({cfg.resources.cpus_per_trial:g} CPUs and "
+              f"{cfg.resources.gpus_per_trial:g} GPUs per trial, {os.cpu_count()} CPUs here); "
+              f"{sum(durations):,.0f} trial-seconds.",
+              f"- Estimated wall time of the training: **{wall / 60:.1f} min** (then the throughput phase and "
+              f"the report). Calibrated on this machine: one training step and one evaluation batch per "
+              f"design, scaled by {len(data.train_x) // cfg.trainer.batch_size} steps per epoch x "
+              f"{cfg.trainer.epochs} epochs and the evaluations." +
+              ("" if cfg.search.algo == "grid" else f" {cfg.search.algo}: {cfg.search.num_samples} designs at the "
+               "known designs' mean cost; ASHA may stop some early, so this is an upper bound.") +
+              (" On a Ray cluster (ray.address) the slots are the cluster's, not these." if cfg.ray.address else "")]
+    return "\n".join(lines) + "\n"
 
 
 def git_commit() -> str:

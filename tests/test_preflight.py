@@ -46,3 +46,31 @@ def test_smoke_says_what_it_changes(tmp_path):
     done = sweep(tmp_path, "smoke=true", "model.dim=0", "model.spec=C|CCC|MMQM|MMTT", timeout=120)
     assert "smoke=true: the first 2 designs; sets model.dim=8 (was 0), model.in_dim=8 (was 16)" in done.stdout
     assert done.returncode == 2                                  # and the spec is still checked
+
+
+def test_makespan_packs_the_longest_trials_first():
+    from ablate.plan import makespan
+    assert makespan([3, 3, 2, 2, 2], slots=2) == 7                 # 3+2+2 on one slot, 3+2 on the other
+    assert makespan([5, 1, 1, 1], slots=4) == 5 and makespan([], slots=2) == 0
+
+
+def test_trial_seconds_counts_steps_and_evaluations():
+    from ablate.plan import trial_seconds
+    trainer = {"batch_size": 64, "epochs": 2, "late_evals": 3}
+    # 62 steps per epoch; evaluations: after epochs 1 and 2, and at 3 points of the last quarter (one is the end)
+    assert trial_seconds({"step_s": 1.0, "eval_s_per_image": 0.01}, 4000, 500, trainer) == \
+        pytest.approx(124 + 4 * 500 * 0.01)
+
+
+def test_plan_prints_the_sweep_and_trains_nothing(tmp_path):
+    first = sweep(tmp_path, "smoke=true", "seeds=1", timeout=300)               # one seed already in the run
+    assert first.returncode == 0, first.stderr[-2000:]
+    done = sweep(tmp_path, "smoke=true", "seeds=2", "plan=true", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| last N/2 (default) | `C|CCC|MMMMTTTT|MMTT` |" in done.stdout
+    assert "| 1 | 1 |" in done.stdout                                      # one seed to train, one already there
+    assert "2 trials to train, 2 at once" in done.stdout and "Estimated wall time" in done.stdout
+    assert "Started a local Ray instance" not in done.stdout + done.stderr
+    assert len(list((tmp_path / "runs" / "placement" / "trials").glob("*.json"))) == 2   # nothing trained
+    again = sweep(tmp_path, "smoke=true", "seeds=2", "plan=true", timeout=120)
+    assert again.stdout.split("| est. s")[0] == done.stdout.split("| est. s")[0]

@@ -1,0 +1,123 @@
+"""plan=true: the sweep as it would run and what it would cost on this machine, without training anything.
+
+The estimate is calibrated here: one timed training step and one timed evaluation batch per design, at the
+trial's batch size and threads, scaled by the trial's steps and evaluations. Calibrations are cached per
+machine and design ($ABLATE_CACHE/plan_calibration.json), so a second plan is instant. Trials are then packed
+onto the slots the sweep would run at once, slowest first, as the sweep orders them.
+"""
+import dataclasses
+import heapq
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Dict, List
+
+from .data.base import cache_dir
+from .preflight import proxy_model, trial_proxy
+
+RAY_START_S = 15.0          # Ray's start-up and shutdown around the trials, as seen in the default run's log
+
+
+@dataclasses.dataclass
+class DesignPlan:
+    pattern: str
+    spec: str
+    knobs: str
+    params: int
+    macs: int
+    pending: int            # seeds without a row in the run
+    done: int               # seeds already in the run (not trained again)
+    rejected: str           # why the budget rejects it ("" if it does not)
+    trial_s: float          # estimated seconds of one trial
+
+
+def machine_id() -> str:
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu} | {os.cpu_count()} cpus | torch {torch.__version__}"
+
+
+def _calibration_key(proxy: dict) -> str:
+    m, t, d = proxy["model"], proxy["trainer"], proxy["data"]
+    return json.dumps([machine_id(), m, t["batch_size"], t["threads"], t["device"], t["channels_last"],
+                       d["image_size"]], sort_keys=True)
+
+
+def calibrate(proxy: dict) -> Dict[str, float]:
+    """Seconds of one training step and of evaluating one image, timed on this machine (after a warm-up step)."""
+    import torch
+    import torch.nn.functional as F
+    from .train import resolve_device
+    torch.set_num_threads(proxy["trainer"]["threads"])
+    model, cfg = proxy_model(proxy)
+    t = cfg.trainer
+    device = resolve_device(t.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr)
+    x = torch.randn(t.batch_size, 3, cfg.data.image_size, cfg.data.image_size, device=device)
+    x = x.contiguous(memory_format=memory_format)                      # (B, 3, H, W)
+    y = torch.randint(0, 2, (t.batch_size,), device=device)
+    times = []
+    for _ in range(2):                        # the first step pays one-off costs: the second is the one timed
+        start = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        sync()
+        times.append(time.perf_counter() - start)
+    model.eval()
+    with torch.no_grad():
+        start = time.perf_counter()
+        model(x)
+        sync()
+        eval_s = (time.perf_counter() - start) / t.batch_size
+    return {"step_s": times[-1], "eval_s_per_image": eval_s}
+
+
+def cached_calibration(proxy: dict) -> Dict[str, float]:
+    path = cache_dir() / "plan_calibration.json"
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    key = _calibration_key(proxy)
+    if key not in cache:
+        cache[key] = calibrate(proxy)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(cache))
+        os.replace(temp, path)
+    return cache[key]
+
+
+def trial_seconds(calibration: dict, n_train: int, n_val: int, trainer: dict) -> float:
+    """One trial: its training steps and its evaluations (after each epoch and late_evals more)."""
+    from .train import eval_steps
+    steps_per_epoch = n_train // trainer["batch_size"]
+    evaluations = len(eval_steps(steps_per_epoch, trainer["epochs"], trainer["late_evals"]))
+    return (steps_per_epoch * trainer["epochs"] * calibration["step_s"]
+            + evaluations * n_val * calibration["eval_s_per_image"])
+
+
+def makespan(durations: List[float], slots: int) -> float:
+    """Wall time of trials started longest first, each on the first free slot."""
+    finish = [0.0] * max(1, slots)
+    for duration in sorted(durations, reverse=True):
+        heapq.heapreplace(finish, finish[0] + duration)
+    return max(finish)
+
+
+def concurrent_trials(cfg) -> int:
+    """How many trials a local Ray runs at once: the CPUs (or GPUs) divided by what each trial asks for."""
+    slots = int((os.cpu_count() or 1) // cfg.resources.cpus_per_trial)
+    if cfg.resources.gpus_per_trial > 0:
+        import torch
+        slots = min(slots, int(torch.cuda.device_count() / cfg.resources.gpus_per_trial))
+    return max(1, slots)
