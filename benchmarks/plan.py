@@ -1,0 +1,50 @@
+"""How good is plan=true's estimate? Plans a sweep, runs it, and prints estimate against measured wall time.
+
+    python benchmarks/plan.py smoke=true              # any run_sweep.py overrides; a fresh run under runs/plan_bench
+    python benchmarks/plan.py                         # the default sweep (about 25 min on the 2-core machine)
+
+Both go through run_sweep.py in subprocesses, one after the other, so nothing else shares the machine. The
+estimate covers the training (Ray included); the measured time is the sweep's whole wall time from
+sessions.json (training, the throughput phase and the report), and the training part alone is printed too.
+"""
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(args):
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, str(ROOT / "run_sweep.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"run_sweep.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout, time.perf_counter() - start
+
+
+def main(overrides):
+    runs = ROOT / "runs" / "plan_bench"
+    shutil.rmtree(runs, ignore_errors=True)
+    args = [f"runs_dir={runs}", *overrides]
+    plan, plan_s = run([*args, "plan=true"])
+    estimate = float(re.search(r"Estimated wall time of the training: \*\*([\d.]+) min", plan).group(1))
+    output, _ = run(args)
+    run_dir = next(p.parent for p in runs.glob("*/sessions.json"))
+    wall = json.loads((run_dir / "sessions.json").read_text())[-1]["wall_s"] / 60
+    training = [float(m) for m in re.findall(r"\| ([\d.]+) min, ETA", output)]
+    print(f"overrides: {' '.join(overrides) or '(defaults)'}")
+    print(f"plan=true took {plan_s:.1f} s")
+    print(f"estimated training wall time: {estimate:.2f} min")
+    if training:
+        print(f"measured training (last progress line): {training[-1]:.2f} min, ratio estimate/measured "
+              f"{estimate / training[-1]:.2f}")
+    print(f"measured sweep wall time (sessions.json): {wall:.2f} min, ratio estimate/measured {estimate / wall:.2f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
