@@ -4,21 +4,31 @@ import time
 
 from ray.tune import Callback
 
-from .results import PRIMARY, TRAINED, write_row
+from .results import PRIMARY, TRAINED, architecture_id, write_row
 
 
 class Progress:
-    """One line per event: done/running/stopped/failed counts, best so far, elapsed and ETA."""
+    """One line per event: done/running/stopped/failed counts, best so far, elapsed and ETA.
 
-    def __init__(self, name, total, epochs, stream=sys.stdout):
+    With ``pending`` (the estimated seconds of each trial to run, from plan.py's calibration) the ETA is the
+    plan's from the first line, packed onto ``slots``, and corrected by how long finished trials took against
+    their estimates; without it, it extrapolates from the trials done."""
+
+    def __init__(self, name, total, epochs, stream=sys.stdout, pending=None, slots=1):
         self.name, self.total, self.epochs, self.stream = name, total, epochs, stream
+        self.pending, self.slots = list(pending or []), slots
+        self.measured = self.estimated = 0.0
         self.start = time.time()
         self.counts = {"ok": 0, "stopped_early": 0, "failed": 0, "rejected_budget": 0}
         self.running = 0
         self.best = None
 
-    def finished(self, row, running):
+    def finished(self, row, running, estimate=None):
         self.running = running
+        if estimate is not None and estimate in self.pending:
+            self.pending.remove(estimate)
+            if row.get("train_time_s"):
+                self.measured, self.estimated = self.measured + row["train_time_s"], self.estimated + estimate
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         score = row[PRIMARY.column]
         if row["status"] in TRAINED and score is not None:
@@ -32,12 +42,19 @@ class Progress:
     def show(self, event=""):
         done = sum(self.counts.values())
         elapsed = time.time() - self.start
-        eta = elapsed / done * (self.total - done) if done else float("nan")
+        eta = self.eta(elapsed, done)
         best = f"best {self.best[0]:.3f} {self.best[1]} s{self.best[2]}" if self.best else "best -"
         print(f"[{self.name}] {done}/{self.total} done ({self.counts['ok']} ok, {self.counts['stopped_early']} "
               f"stopped, {self.counts['failed']} failed, {self.counts['rejected_budget']} over budget), "
               f"{self.running} running | {best} | {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min"
               + (f" | {event}" if event else ""), file=self.stream, flush=True)
+
+    def eta(self, elapsed, done) -> float:
+        if self.pending or (self.estimated and done >= self.total):
+            from .plan import makespan
+            correction = self.measured / self.estimated if self.estimated else 1.0
+            return makespan(self.pending, self.slots) * correction
+        return elapsed / done * (self.total - done) if done else float("nan")
 
     def finish(self):
         self.show("finished")
@@ -46,9 +63,9 @@ class Progress:
 class RowWriter(Callback):
     """Writes the results row of each trial as it ends, whether it finished, was stopped, or crashed."""
 
-    def __init__(self, run_dir, run_name, space, cfg, patterns, progress):
+    def __init__(self, run_dir, run_name, space, cfg, patterns, progress, estimates=None):
         self.run_dir, self.run_name, self.space, self.cfg = run_dir, run_name, space, cfg
-        self.patterns, self.progress = patterns, progress
+        self.patterns, self.progress, self.estimates = patterns, progress, estimates or {}
 
     def _write(self, trials, trial, last_result, error=None):
         from .sweep import design_of, row_from_trial
@@ -60,7 +77,7 @@ class RowWriter(Callback):
             row.update(status="failed", error=error)
         write_row(self.run_dir, row)
         running = sum(1 for t in trials if t.status == "RUNNING" and t is not trial)
-        self.progress.finished(row, running)
+        self.progress.finished(row, running, self.estimates.get(architecture_id(row["spec"], row["knobs"])))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._write(trials, trial, trial.last_result or {})

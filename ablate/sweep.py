@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .config import SweepConfig
+from .plan import concurrent_trials
 from .preflight import SMOKE, PreflightError, check_dataset, check_designs, describe_smoke, proxy_model, trial_proxy
 from .results import (METRIC_COLUMNS, TRAINED, architecture_id, fingerprint, log_session, read_rows, trial_key,
                       write_row, write_table)
@@ -186,8 +187,13 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
                                          run_dir=str(run_dir))
         trainable = tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial,
                                                     "gpu": cfg.resources.gpus_per_trial})
-        progress = Progress(name, total, cfg.trainer.epochs)
-        writer = RowWriter(run_dir, run_name=name, space=cfg.space, cfg=cfg, patterns=patterns, progress=progress)
+        estimates = design_estimates(cfg, known, data) if cfg.search.algo == "grid" else {}
+        pending = ([estimates[architecture_id(d["spec"], d["knobs"])] for d in param_space["design"]["grid_search"]]
+                   if estimates else None)
+        progress = Progress(name, total, cfg.trainer.epochs, pending=pending, slots=concurrent_trials(cfg))
+        writer = RowWriter(run_dir, run_name=name, space=cfg.space, cfg=cfg, patterns=patterns, progress=progress,
+                           estimates=estimates)
+        progress.show("started" + (": ETA from the plan's calibration" if pending else ""))
         # reuse_actors: one worker process serves trial after trial, instead of importing torch for each.
         tuner = tune.Tuner(trainable, param_space=param_space,
                            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
@@ -228,10 +234,19 @@ def _checked_designs(cfg: SweepConfig, space) -> list:
     return known, data
 
 
+def design_estimates(cfg: SweepConfig, known, data) -> dict:
+    """{design key: estimated seconds of one trial}, calibrated on this machine (cached per design)."""
+    from .plan import cached_calibration, trial_seconds
+    base = base_proxy(cfg)
+    return {d.key: trial_seconds(cached_calibration(trial_proxy(base, {"spec": d.spec, "knobs": d.knobs, "seed": 0})),
+                                 len(data.train_x), len(data.val_x), base["trainer"]) for d in known}
+
+
 def plan_markdown(cfg: SweepConfig, known, data, done_rows, run_dir) -> str:
     """What plan=true prints: every design with its cost, the trials to run, and the estimated wall time."""
-    from .plan import RAY_START_S, cached_calibration, concurrent_trials, makespan, trial_seconds
+    from .plan import RAY_START_S, makespan
     base, done = base_proxy(cfg), {row["trial_id"] for row in done_rows}
+    estimates = design_estimates(cfg, known, data)
     seeds = range(cfg.seeds) if cfg.search.algo == "grid" else range(1)
     lines = [f"# Plan: {cfg.space} -> {run_dir}", "",
              "| design | spec | params | MMACs | seeds to train | already in the run | est. s per trial | budget |",
@@ -241,8 +256,7 @@ def plan_markdown(cfg: SweepConfig, known, data, done_rows, run_dir) -> str:
         proxy = trial_proxy(base, {"spec": design.spec, "knobs": design.knobs, "seed": 0})
         measures = static_measures(proxy)
         reason = over_budget(measures, dataclasses.asdict(cfg.budget))
-        seconds = trial_seconds(cached_calibration(proxy), len(data.train_x), len(data.val_x),
-                                base["trainer"])
+        seconds = estimates[design.key]
         pending = [s for s in seeds if trial_key(design.key, s) not in done]
         durations += [] if reason else [seconds] * len(pending)
         lines.append(f"| {design.pattern} | `{design.spec}` | {measures['params']:,} | "

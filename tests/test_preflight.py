@@ -74,3 +74,17 @@ def test_plan_prints_the_sweep_and_trains_nothing(tmp_path):
     assert len(list((tmp_path / "runs" / "placement" / "trials").glob("*.json"))) == 2   # nothing trained
     again = sweep(tmp_path, "smoke=true", "seeds=2", "plan=true", timeout=120)
     assert again.stdout.split("| est. s")[0] == done.stdout.split("| est. s")[0]
+
+
+def test_eta_starts_from_the_plan_and_learns_from_finished_trials():
+    import io
+
+    from ablate.progress import Progress
+    progress = Progress("p", total=3, epochs=2, stream=io.StringIO(), pending=[100.0, 100.0, 50.0], slots=2)
+    assert progress.eta(elapsed=0.0, done=0) == 150.0                    # 100 | 100 + 50, before any trial ends
+    progress.finished({"status": "ok", "val_acc_late": 0.5, "pattern": "a", "seed": 0, "error": None,
+                       "train_time_s": 200.0}, running=1, estimate=100.0)
+    assert progress.eta(elapsed=200.0, done=1) == 200.0                  # 100 | 50 left, trials take 2x the plan
+    assert "ETA 3.3 min" in progress.stream.getvalue()
+    plain = Progress("p", total=4, epochs=2, stream=io.StringIO())        # no plan: extrapolate from done trials
+    assert plain.eta(elapsed=60.0, done=1) == 180.0
