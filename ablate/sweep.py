@@ -10,7 +10,6 @@
 - Throughput is measured after all training, in the driver, one design at a time, so no training trial
   disturbs it.
 """
-import copy
 import functools
 import dataclasses
 import json
@@ -20,7 +19,8 @@ from pathlib import Path
 
 from .config import SweepConfig
 from .plan import concurrent_trials
-from .preflight import SMOKE, PreflightError, check_dataset, check_designs, describe_smoke, proxy_model, trial_proxy
+from .preflight import (SMOKE, PreflightError, apply_smoke, check_dataset, check_designs, describe_smoke, proxy_model,
+                        trial_proxy)
 from .results import (METRIC_COLUMNS, TRAINED, architecture_id, fingerprint, log_session, read_rows, trial_key,
                       write_row, write_table)
 from .train import ProxyConfig, data_seed
@@ -28,14 +28,6 @@ from .train import ProxyConfig, data_seed
 
 class SweepError(RuntimeError):
     pass
-
-
-def apply_smoke(cfg: SweepConfig) -> SweepConfig:
-    cfg = copy.deepcopy(cfg)
-    cfg.trainer.epochs = SMOKE["epochs"]
-    cfg.model.dim = cfg.model.in_dim = SMOKE["dim"]
-    cfg.data.options = {**cfg.data.options, "n_train": SMOKE["n_train"], "n_val": SMOKE["n_val"]}
-    return cfg
 
 
 def base_proxy(cfg: SweepConfig) -> dict:

@@ -88,3 +88,18 @@ def test_eta_starts_from_the_plan_and_learns_from_finished_trials():
     assert "ETA 3.3 min" in progress.stream.getvalue()
     plain = Progress("p", total=4, epochs=2, stream=io.StringIO())        # no plan: extrapolate from done trials
     assert plain.eta(elapsed=60.0, done=1) == 180.0
+
+
+def test_smoke_leaves_the_sizes_of_a_folder_alone(tmp_path):
+    import numpy as np
+    from PIL import Image
+    for label in ("a", "b"):
+        (tmp_path / "folder" / label).mkdir(parents=True)
+        for i in range(12):
+            pixels = np.full((16, 16, 3), 40 if label == "a" else 200, np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "folder" / label / f"{i}.png")
+    done = sweep(tmp_path, "smoke=true", "plan=true", "data=imagefolder", f"data.root={tmp_path / 'folder'}",
+                 "trainer.batch_size=8", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "n_train" not in done.stdout.split("\n")[0]                   # smoke does not set what the folder lacks
+    assert "6 trials to train" in done.stdout                             # 2 designs x 3 seeds
