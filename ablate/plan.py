@@ -5,7 +5,6 @@ trial's batch size and threads, scaled by the trial's steps and evaluations. Cal
 machine and design ($ABLATE_CACHE/plan_calibration.json), so a second plan is instant. Trials are then packed
 onto the slots the sweep would run at once, slowest first, as the sweep orders them.
 """
-import dataclasses
 import heapq
 import json
 import os
@@ -15,22 +14,9 @@ from pathlib import Path
 from typing import Dict, List
 
 from .data.base import cache_dir
-from .preflight import proxy_model, trial_proxy
+from .preflight import proxy_model
 
 RAY_START_S = 15.0          # Ray's start-up and shutdown around the trials, as seen in the default run's log
-
-
-@dataclasses.dataclass
-class DesignPlan:
-    pattern: str
-    spec: str
-    knobs: str
-    params: int
-    macs: int
-    pending: int            # seeds without a row in the run
-    done: int               # seeds already in the run (not trained again)
-    rejected: str           # why the budget rejects it ("" if it does not)
-    trial_s: float          # estimated seconds of one trial
 
 
 def machine_id() -> str:

@@ -27,6 +27,11 @@ def trial_proxy(base: dict, design: dict) -> dict:
     return proxy
 
 
+def design_proxy(base: dict, spec: str, knobs: str) -> dict:
+    """The proxy config of a design outside any trial (building, measuring, calibrating it): seed 0."""
+    return trial_proxy(base, {"spec": spec, "knobs": knobs, "seed": 0})
+
+
 def proxy_model(proxy: dict):
     """The model a trial of ``proxy`` trains (the dataset's classes included), and its config."""
     from .train import as_config, make_model, model_classes
@@ -53,7 +58,6 @@ def smoke_changes(cfg) -> List[Tuple[str, object, object]]:
 
 def apply_smoke(cfg):
     """A copy of cfg with smoke's small settings."""
-    import copy
     from omegaconf import OmegaConf
     smoke = OmegaConf.structured(copy.deepcopy(cfg))
     for key, _, value in smoke_changes(cfg):
@@ -71,7 +75,7 @@ def check_designs(base: dict, designs: Iterable) -> None:
     """Build every design's model on the meta device (no memory, no weights): spec, knobs, widths and heads."""
     import torch
     for design in designs:
-        proxy = trial_proxy(base, {"spec": design.spec, "knobs": design.knobs, "seed": 0})
+        proxy = design_proxy(base, design.spec, design.knobs)
         try:
             with torch.device("meta"):
                 proxy_model(proxy)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from .config import SweepConfig
 from .plan import concurrent_trials
-from .preflight import (SMOKE, PreflightError, apply_smoke, check_dataset, check_designs, describe_smoke, proxy_model,
-                        trial_proxy)
+from .preflight import (SMOKE, PreflightError, apply_smoke, check_dataset, check_designs, describe_smoke, design_proxy,
+                        proxy_model, trial_proxy)
 from .results import (METRIC_COLUMNS, TRAINED, architecture_id, fingerprint, log_session, read_rows, trial_key,
                       write_row, write_table)
 from .train import ProxyConfig, data_seed
@@ -210,8 +210,9 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
     return write_report(run_dir)
 
 
-def _checked_designs(cfg: SweepConfig, space) -> list:
-    """The space's designs, after every check a trial would fail on has passed (before any Ray call)."""
+def _checked_designs(cfg: SweepConfig, space):
+    """The space's designs and the first seed's dataset, after every check a trial would fail on has passed
+    (before any Ray call)."""
     try:
         known = space.designs(cfg)
     except ValueError as error:                     # a SpecError, or a pattern the spec cannot take
@@ -230,8 +231,8 @@ def design_estimates(cfg: SweepConfig, known, data) -> dict:
     """{design key: estimated seconds of one trial}, calibrated on this machine (cached per design)."""
     from .plan import cached_calibration, trial_seconds
     base = base_proxy(cfg)
-    return {d.key: trial_seconds(cached_calibration(trial_proxy(base, {"spec": d.spec, "knobs": d.knobs, "seed": 0})),
-                                 len(data.train_x), len(data.val_x), base["trainer"]) for d in known}
+    return {d.key: trial_seconds(cached_calibration(design_proxy(base, d.spec, d.knobs)), len(data.train_x),
+                                 len(data.val_x), base["trainer"]) for d in known}
 
 
 def plan_markdown(cfg: SweepConfig, known, data, done_rows, run_dir) -> str:
@@ -245,8 +246,7 @@ def plan_markdown(cfg: SweepConfig, known, data, done_rows, run_dir) -> str:
              "|---|---|---|---|---|---|---|---|"]
     durations = []
     for design in sorted(known, key=lambda d: -expected_cost(d.spec, cfg)):
-        proxy = trial_proxy(base, {"spec": design.spec, "knobs": design.knobs, "seed": 0})
-        measures = static_measures(proxy)
+        measures = static_measures(design_proxy(base, design.spec, design.knobs))
         reason = over_budget(measures, dataclasses.asdict(cfg.budget))
         seconds = estimates[design.key]
         pending = [s for s in seeds if trial_key(design.key, s) not in done]
@@ -301,9 +301,8 @@ def measure_throughput(run_dir: Path, cfg: SweepConfig) -> None:
             continue
         key = (row["spec"], row["knobs"])
         if key not in measured:
-            proxy = base_proxy(cfg)
-            proxy["model"]["spec"], proxy["model"]["mixer_knobs"] = row["spec"], json.loads(row["knobs"])
-            model, _ = proxy_model(proxy)
+            # the model its trials trained: the sweep's mixer knobs under the design's, as trial_proxy merges them
+            model, _ = proxy_model(design_proxy(base_proxy(cfg), row["spec"], row["knobs"]))
             size = row["image_size"] or cfg.data.image_size
             # the first timing of a process pays one-off costs: the first design gets 8 more untimed passes
             speed = throughput(model, batch=cfg.throughput_batch, resolution=size, device=device, dtype=dtype,
