@@ -1,7 +1,7 @@
 """plan=true: the sweep as it would run and what it would cost on this machine, without training anything.
 
-The estimate is calibrated here: one timed training step and one timed evaluation batch per design, at the
-trial's batch size and threads, scaled by the trial's steps and evaluations. Calibrations are cached per
+The estimate is calibrated here: one timed training step and one timed evaluation batch per design (after one
+untimed step in the process), at the trial's batch size and threads, scaled by the trial's steps and evaluations. Calibrations are cached per
 machine and design ($ABLATE_CACHE/plan_calibration.json), so a second plan is instant. Trials are then packed
 onto the slots the sweep would run at once, slowest first, as the sweep orders them.
 """
@@ -11,12 +11,14 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from .data.base import cache_dir
+from .files import write_atomic
 from .preflight import proxy_model
 
 RAY_START_S = 15.0          # Ray's start-up and shutdown around the trials, as seen in the default run's log
+_warmed_up = set()          # the devices this process has already run a training step on
 
 
 def machine_id() -> str:
@@ -53,7 +55,9 @@ def calibrate(proxy: dict) -> Dict[str, float]:
     x = x.contiguous(memory_format=memory_format)                      # (B, 3, H, W)
     y = torch.randint(0, 2, (t.batch_size,), device=device)
     times = []
-    for _ in range(2):                        # the first step pays one-off costs: the second is the one timed
+    # A process's first step pays one-off costs (thread pools, kernels); a later model's first step does not
+    # (measured: within the step-to-step spread), so only the process's first calibration steps twice.
+    for _ in range(1 if device.type in _warmed_up else 2):
         start = time.perf_counter()
         loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
@@ -61,6 +65,7 @@ def calibrate(proxy: dict) -> Dict[str, float]:
         optimizer.step()
         sync()
         times.append(time.perf_counter() - start)
+    _warmed_up.add(device.type)
     model.eval()
     with torch.no_grad():
         start = time.perf_counter()
@@ -76,10 +81,7 @@ def cached_calibration(proxy: dict) -> Dict[str, float]:
     key = _calibration_key(proxy)
     if key not in cache:
         cache[key] = calibrate(proxy)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(cache))
-        os.replace(temp, path)
+        write_atomic(path, json.dumps(cache))
     return cache[key]
 
 
@@ -107,3 +109,30 @@ def concurrent_trials(cfg) -> int:
         import torch
         slots = min(slots, int(torch.cuda.device_count() / cfg.resources.gpus_per_trial))
     return max(1, slots)
+
+
+def _correction_key(cfg) -> str:
+    device = "cuda" if cfg.resources.gpus_per_trial > 0 else "cpu"
+    return f"{machine_id()} | {device} | {concurrent_trials(cfg)} at once"
+
+
+def _corrections_path() -> Path:
+    return cache_dir() / "plan_corrections.json"
+
+
+def record_correction(cfg, measured_s: float, estimated_s: float, trials: int, run: str) -> None:
+    """After a sweep: how long its trials took against their calibrated estimates, on this machine with this many
+    trials at once (what one step alone cannot see: trials and Ray's own processes sharing the cores)."""
+    if trials == 0 or estimated_s <= 0:
+        return
+    path = _corrections_path()
+    corrections = json.loads(path.read_text()) if path.is_file() else {}
+    corrections[_correction_key(cfg)] = {"ratio": measured_s / estimated_s, "trials": trials, "run": run,
+                                         "when": time.strftime("%Y-%m-%d %H:%M")}
+    write_atomic(path, json.dumps(corrections, indent=1))
+
+
+def recorded_correction(cfg) -> Optional[dict]:
+    """The last sweep's measured/estimated ratio on this machine at this concurrency, or None before any."""
+    path = _corrections_path()
+    return json.loads(path.read_text()).get(_correction_key(cfg)) if path.is_file() else None

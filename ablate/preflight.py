@@ -5,7 +5,7 @@ knob, head count or dataset a trial would fail on stops the sweep here instead, 
 """
 import copy
 import json
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, NamedTuple, Tuple
 
 SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8}   # seeds stay as given
 
@@ -85,11 +85,36 @@ def check_designs(base: dict, designs: Iterable) -> None:
                                  f"build: {type(error).__name__}: {error}") from None
 
 
-def check_dataset(base: dict):
-    """Load the first seed's dataset as a trial would (a generated one is then cached for the trials)."""
-    from .data import DatasetError
-    from .train import as_config, make_dataset
+class DatasetSize(NamedTuple):
+    n_train: int
+    n_val: int
+    classes: int
+
+
+PROBE_PER_CLASS = 2     # a generated set is drawn this small to check it: the options pass the same generator code
+
+
+def check_dataset(base: dict) -> DatasetSize:
+    """Load the first seed's dataset as a trial would, and check a trial's batches fit it. A generated set is drawn
+    at a few images per class (its sizes are the options'; the trials draw it whole), so that a plan stays seconds
+    long on a fresh machine; a set read from disk is read whole, as only reading it proves it readable."""
+    from .data import GENERATORS, SYNTHETIC_SIZES, DatasetError
+    from .train import as_config, epoch_steps, make_dataset, model_classes
+    proxy = {**base, "seed": 0}
+    name, options = base["data"]["name"], base["data"]["options"]
+    generated = name in GENERATORS
     try:
-        return make_dataset(as_config({**base, "seed": 0}))
+        if generated:
+            probe = PROBE_PER_CLASS * model_classes(as_config(proxy))
+            proxy["data"] = {**base["data"], "options": {**options, "n_train": probe, "n_val": probe}}
+        data = make_dataset(as_config(proxy))
     except (DatasetError, TypeError) as error:
-        raise PreflightError(f"data.name={base['data']['name']!r} cannot be loaded: {error}") from None
+        raise PreflightError(f"data.name={name!r} cannot be loaded: {error}") from None
+    size = (DatasetSize(options.get("n_train", SYNTHETIC_SIZES["n_train"]),
+                        options.get("n_val", SYNTHETIC_SIZES["n_val"]), data.num_classes) if generated
+            else DatasetSize(len(data.train_x), len(data.val_x), data.num_classes))
+    try:
+        epoch_steps(size.n_train, base["trainer"]["batch_size"])
+    except ValueError as error:
+        raise PreflightError(str(error)) from None
+    return size

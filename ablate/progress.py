@@ -11,13 +11,15 @@ class Progress:
     """One line per event: done/running/stopped/failed counts, best so far, elapsed and ETA.
 
     With ``pending`` (the estimated seconds of each trial to run, from plan.py's calibration) the ETA is the
-    plan's from the first line, packed onto ``slots``, and corrected by how long finished trials took against
-    their estimates; without it, it extrapolates from the trials done."""
+    plan's from the first line, packed onto ``slots`` and scaled by ``correction`` (the last sweep's ratio on this
+    machine), then by how long this sweep's finished trials took against their estimates; without it, it
+    extrapolates from the trials done."""
 
-    def __init__(self, name, total, epochs, stream=sys.stdout, pending=None, slots=1):
+    def __init__(self, name, total, epochs, stream=sys.stdout, pending=None, slots=1, correction=1.0):
         self.name, self.total, self.epochs, self.stream = name, total, epochs, stream
-        self.pending, self.slots = list(pending or []), slots
+        self.pending, self.slots, self.correction = list(pending or []), slots, correction
         self.measured = self.estimated = 0.0
+        self.timed = 0                      # finished trials with both a measured time and an estimate
         self.start = time.time()
         self.counts = {"ok": 0, "stopped_early": 0, "failed": 0, "rejected_budget": 0}
         self.running = 0
@@ -29,6 +31,7 @@ class Progress:
             self.pending.remove(estimate)
             if row.get("train_time_s"):
                 self.measured, self.estimated = self.measured + row["train_time_s"], self.estimated + estimate
+                self.timed += 1
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         score = row[PRIMARY.column]
         if row["status"] in TRAINED and score is not None:
@@ -52,7 +55,7 @@ class Progress:
     def eta(self, elapsed, done) -> float:
         if self.pending or (self.estimated and done >= self.total):
             from .plan import makespan
-            correction = self.measured / self.estimated if self.estimated else 1.0
+            correction = self.measured / self.estimated if self.estimated else self.correction
             return makespan(self.pending, self.slots) * correction
         return elapsed / done * (self.total - done) if done else float("nan")
 

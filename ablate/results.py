@@ -7,11 +7,11 @@ only this table.
 import dataclasses
 import hashlib
 import json
-import os
 import platform
-import uuid
 from pathlib import Path
 from typing import Dict, List
+
+from .files import atomic_path, write_atomic
 
 COLUMNS = [
     "run", "trial_id", "space", "spec", "pattern", "knobs", "seed", "data_seed", "dataset", "image_size",
@@ -74,13 +74,6 @@ def trial_key(design_key: str, seed: int) -> str:
     return hashlib.sha1(f"{design_key}|seed={seed}".encode()).hexdigest()[:12]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    temp.write_bytes(data)
-    os.replace(temp, path)
-
-
 def fingerprint() -> Dict[str, str]:
     import torch
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
@@ -91,7 +84,7 @@ def log_session(run_dir: Path, session: dict) -> None:
     """Append one sweep session (command, machine, start, wall time) to runs/<name>/sessions.json."""
     path = Path(run_dir) / "sessions.json"
     sessions = json.loads(path.read_text()) if path.exists() else []
-    atomic_write_bytes(path, json.dumps(sessions + [session], indent=1).encode())
+    write_atomic(path, json.dumps(sessions + [session], indent=1).encode())
 
 
 def read_sessions(run_dir: Path) -> List[dict]:
@@ -104,7 +97,7 @@ def write_row(run_dir: Path, row: dict) -> None:
     if unknown:
         raise KeyError(f"not result columns: {sorted(unknown)}")
     full = {column: row.get(column) for column in COLUMNS}
-    atomic_write_bytes(Path(run_dir) / "trials" / f"{row['trial_id']}.json",
+    write_atomic(Path(run_dir) / "trials" / f"{row['trial_id']}.json",
                        json.dumps(full, indent=1, default=str).encode())
 
 
@@ -121,8 +114,7 @@ def write_table(run_dir: Path):
     frame = pd.DataFrame(read_rows(run_dir), columns=COLUMNS)
     frame["history"] = frame["history"].map(lambda h: json.dumps(h) if not isinstance(h, str) else h)
     run_dir = Path(run_dir)
-    parquet = run_dir / ".results.parquet.tmp"
-    frame.to_parquet(parquet, index=False)
-    os.replace(parquet, run_dir / "results.parquet")
-    atomic_write_bytes(run_dir / "results.csv", frame.to_csv(index=False).encode())
+    with atomic_path(run_dir / "results.parquet") as parquet:
+        frame.to_parquet(parquet, index=False)
+    write_atomic(run_dir / "results.csv", frame.to_csv(index=False).encode())
     return frame

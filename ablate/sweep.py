@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .config import SweepConfig
-from .plan import concurrent_trials
+from .plan import concurrent_trials, record_correction, recorded_correction
 from .preflight import (SMOKE, PreflightError, apply_smoke, check_dataset, check_designs, describe_smoke, design_proxy,
                         proxy_model, trial_proxy)
 from .results import (METRIC_COLUMNS, TRAINED, architecture_id, fingerprint, log_session, read_rows, trial_key,
@@ -156,12 +156,12 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
         print(describe_smoke(cfg), flush=True)
         cfg = apply_smoke(cfg)
     space = SPACES[cfg.space]
-    known, data = _checked_designs(cfg, space)
+    known, size = _checked_designs(cfg, space)
     name = cfg.name or cfg.space
     run_dir = (Path(cfg.runs_dir) / name).resolve()
     done_rows = read_rows(run_dir)
     if cfg.plan:
-        print(plan_markdown(cfg, known, data, done_rows, run_dir))
+        print(plan_markdown(cfg, known, size, done_rows, run_dir))
         return None
     if done_rows and not cfg.resume:
         raise SweepError(f"run {name!r} already has {len(done_rows)} finished trials in {run_dir}; "
@@ -179,10 +179,12 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
                                          run_dir=str(run_dir))
         trainable = tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial,
                                                     "gpu": cfg.resources.gpus_per_trial})
-        estimates = design_estimates(cfg, known, data) if cfg.search.algo == "grid" else {}
+        estimates = design_estimates(cfg, known, size) if cfg.search.algo == "grid" else {}
         pending = ([estimates[architecture_id(d["spec"], d["knobs"])] for d in param_space["design"]["grid_search"]]
                    if estimates else None)
-        progress = Progress(name, total, cfg.trainer.epochs, pending=pending, slots=concurrent_trials(cfg))
+        past = recorded_correction(cfg) if pending else None
+        progress = Progress(name, total, cfg.trainer.epochs, pending=pending, slots=concurrent_trials(cfg),
+                            correction=past["ratio"] if past else 1.0)
         writer = RowWriter(run_dir, run_name=name, space=cfg.space, cfg=cfg, patterns=patterns, progress=progress,
                            estimates=estimates)
         progress.show("started" + (": ETA from the plan's calibration" if pending else ""))
@@ -195,6 +197,7 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
                                                      callbacks=[writer]))
         tuner.fit()
         progress.finish()
+        record_correction(cfg, progress.measured, progress.estimated, progress.timed, name)
         # The design timed first (always the same one: rows are read in a fixed order) came out a third slower
         # than its equals in every run while Ray's workers lingered and the first timing paid one-off costs;
         # with Ray shut down and an untimed first pass it times like its equals (1106 vs 1073-1094 img/s).
@@ -211,7 +214,7 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Path:
 
 
 def _checked_designs(cfg: SweepConfig, space):
-    """The space's designs and the first seed's dataset, after every check a trial would fail on has passed
+    """The space's designs and the dataset's size, after every check a trial would fail on has passed
     (before any Ray call)."""
     try:
         known = space.designs(cfg)
@@ -220,26 +223,26 @@ def _checked_designs(cfg: SweepConfig, space):
     known = known[:SMOKE["designs"]] if cfg.smoke else known
     base = base_proxy(cfg)
     try:
-        data = check_dataset(base)                  # first: a design's head needs the dataset's classes
+        size = check_dataset(base)                  # first: a design's head needs the dataset's classes
         check_designs(base, known)
     except PreflightError as error:
         raise SweepError(str(error)) from None
-    return known, data
+    return known, size
 
 
-def design_estimates(cfg: SweepConfig, known, data) -> dict:
+def design_estimates(cfg: SweepConfig, known, size) -> dict:
     """{design key: estimated seconds of one trial}, calibrated on this machine (cached per design)."""
     from .plan import cached_calibration, trial_seconds
     base = base_proxy(cfg)
-    return {d.key: trial_seconds(cached_calibration(design_proxy(base, d.spec, d.knobs)), len(data.train_x),
-                                 len(data.val_x), base["trainer"]) for d in known}
+    return {d.key: trial_seconds(cached_calibration(design_proxy(base, d.spec, d.knobs)), size.n_train,
+                                 size.n_val, base["trainer"]) for d in known}
 
 
-def plan_markdown(cfg: SweepConfig, known, data, done_rows, run_dir) -> str:
+def plan_markdown(cfg: SweepConfig, known, size, done_rows, run_dir) -> str:
     """What plan=true prints: every design with its cost, the trials to run, and the estimated wall time."""
     from .plan import RAY_START_S, makespan
     base, done = base_proxy(cfg), {row["trial_id"] for row in done_rows}
-    estimates = design_estimates(cfg, known, data)
+    estimates = design_estimates(cfg, known, size)
     seeds = range(cfg.seeds) if cfg.search.algo == "grid" else range(1)
     lines = [f"# Plan: {cfg.space} -> {run_dir}", "",
              "| design | spec | params | MMACs | seeds to train | already in the run | est. s per trial | budget |",
@@ -258,14 +261,21 @@ def plan_markdown(cfg: SweepConfig, known, data, done_rows, run_dir) -> str:
         mean = sum(durations) / max(1, len(durations))
         durations += [mean] * max(0, cfg.search.num_samples - len(known))
     slots = concurrent_trials(cfg)
-    wall = makespan(durations, slots) + (RAY_START_S if durations else 0.0)
+    past = recorded_correction(cfg)
+    ratio = past["ratio"] if past else 1.0
+    wall = makespan(durations, slots) * ratio + (RAY_START_S if durations else 0.0)
+    correction = (f" Corrected by x{ratio:.2f}: the last sweep on this machine with {slots} at once (run "
+                  f"{past['run']!r}, {past['trials']} trials, {past['when']}) took that much longer than calibrated."
+                  if past else f" Not yet corrected: no sweep has run on this machine with {slots} at once, and "
+                  "trials sharing the cores (and Ray's own processes) take longer than one step alone (x1.21 "
+                  "with 2 at once on the project's 2-core machine); the progress line corrects it as trials end.")
     lines += ["", f"- {len(durations)} trials to train, {slots} at once ({cfg.resources.cpus_per_trial:g} CPUs and "
               f"{cfg.resources.gpus_per_trial:g} GPUs per trial, {os.cpu_count()} CPUs here); "
               f"{sum(durations):,.0f} trial-seconds.",
               f"- Estimated wall time of the training: **{wall / 60:.1f} min** (then the throughput phase and "
               f"the report). Calibrated on this machine: one training step and one evaluation batch per "
-              f"design, scaled by {len(data.train_x) // cfg.trainer.batch_size} steps per epoch x "
-              f"{cfg.trainer.epochs} epochs and the evaluations." +
+              f"design, scaled by {size.n_train // cfg.trainer.batch_size} steps per epoch x "
+              f"{cfg.trainer.epochs} epochs and the evaluations." + correction +
               ("" if cfg.search.algo == "grid" else f" {cfg.search.algo}: {cfg.search.num_samples} designs at the "
                "known designs' mean cost; ASHA may stop some early, so this is an upper bound.") +
               (" On a Ray cluster (ray.address) the slots are the cluster's, not these." if cfg.ray.address else "")]

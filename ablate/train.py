@@ -119,6 +119,14 @@ def make_dataset(cfg: ProxyConfig):
     return load_dataset(cfg.data.name, image_size=cfg.data.image_size, seed=data_seed(cfg), **_data_options(cfg))
 
 
+def epoch_steps(n_train: int, batch_size: int) -> int:
+    """Training steps per epoch: the ragged last batch is dropped, so a set smaller than a batch cannot train."""
+    if n_train // batch_size == 0:
+        raise ValueError(f"{n_train} training images make no full batch of trainer.batch_size={batch_size}; "
+                         f"use a smaller batch or more images (data.options.n_train)")
+    return n_train // batch_size
+
+
 def model_classes(cfg: ProxyConfig) -> int:
     """The classes of ``cfg``'s dataset, without loading it."""
     return dataset_classes(cfg.data.name, **_data_options(cfg))
@@ -234,10 +242,7 @@ def train_proxy(cfg, report: Optional[Callable[[dict], None]] = None) -> dict:
         result["spec"] = model.spec.canonical
         result["params"] = sum(p.numel() for p in model.parameters())
         optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr)
-        steps_per_epoch = len(data.train_x) // t.batch_size                  # the ragged last batch is dropped
-        if steps_per_epoch == 0:
-            raise ValueError(f"{len(data.train_x)} training images make no full batch of trainer.batch_size="
-                             f"{t.batch_size}; use a smaller batch or more images (data.options.n_train)")
+        steps_per_epoch = epoch_steps(len(data.train_x), t.batch_size)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, _lr_lambda(t.epochs * steps_per_epoch, max(1, int(t.warmup_epochs * steps_per_epoch))))
         evals = set(eval_steps(steps_per_epoch, t.epochs, t.late_evals))

@@ -21,6 +21,8 @@ BAD = {
     "unknown dataset": (["data=nope"], "data.name='nope' cannot be loaded: unknown dataset 'nope'; valid: match"),
     "mixer knob": (["model.mixer_knobs.M.conv=bogus"], "knob conv='bogus' for block 'M' is not valid; choose one of"),
     "heads": (["model.num_heads=[1,2,3,8]"], "is not divisible by num_heads=3"),
+    "no full batch": (["data.options.n_train=32"], "32 training images make no full batch of trainer.batch_size=64"),
+    "generator option": (["data.options.jitter=-1"], "fractal: jitter=-1 is out of range; valid: 0.0..0.5"),
 }
 
 
@@ -70,6 +72,8 @@ def test_plan_prints_the_sweep_and_trains_nothing(tmp_path):
     assert "| last N/2 (default) | `C|CCC|MMMMTTTT|MMTT` |" in done.stdout
     assert "| 1 | 1 |" in done.stdout                                      # one seed to train, one already there
     assert "2 trials to train, 2 at once" in done.stdout and "Estimated wall time" in done.stdout
+    # the finished sweep's trials against their estimates now correct the plan on this machine
+    assert "Corrected by x" in done.stdout and "run 'placement', 2 trials" in done.stdout
     assert "Started a local Ray instance" not in done.stdout + done.stderr
     assert len(list((tmp_path / "runs" / "placement" / "trials").glob("*.json"))) == 2   # nothing trained
     again = sweep(tmp_path, "smoke=true", "seeds=2", "plan=true", timeout=120)
@@ -86,6 +90,9 @@ def test_eta_starts_from_the_plan_and_learns_from_finished_trials():
                        "train_time_s": 200.0}, running=1, estimate=100.0)
     assert progress.eta(elapsed=200.0, done=1) == 200.0                  # 100 | 50 left, trials take 2x the plan
     assert "ETA 3.3 min" in progress.stream.getvalue()
+    # a previous sweep's ratio on this machine scales the plan until this sweep's own trials end
+    assert Progress("p", total=3, epochs=2, stream=io.StringIO(), pending=[100.0, 100.0, 50.0], slots=2,
+                    correction=1.2).eta(elapsed=0.0, done=0) == pytest.approx(180.0)
     plain = Progress("p", total=4, epochs=2, stream=io.StringIO())        # no plan: extrapolate from done trials
     assert plain.eta(elapsed=60.0, done=1) == 180.0
 

@@ -8,12 +8,11 @@ texture (synthetic.py), digits, cifar10 (root=), imagefolder (root=). ``seed`` d
 seed); for a generated task it never changes the task's classes.
 """
 import inspect
-import os
-import uuid
 from typing import Callable, Dict
 
 import numpy as np
 
+from ..files import atomic_path
 from . import formula, real, synthetic
 from .base import DatasetError, Splits, cache_path, make_splits
 
@@ -59,10 +58,8 @@ def _synthetic(task: str) -> Callable:
             val_options = {**options, **getattr(module, "VAL_OPTIONS", {}).get(task, {})}
             arrays = [*module.generate(task, n_train, image_size, seed * 2, **options),
                       *module.generate(task, n_val, image_size, seed * 2 + 1, **val_options)]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp.npz")  # own file per writer
-            np.savez(temp, **dict(zip(("train_x", "train_y", "val_x", "val_y"), arrays)))
-            temp.replace(path)                                  # atomic: a concurrent reader sees all or nothing
+            with atomic_path(path) as temp:                     # concurrent trials may draw the same set
+                np.savez(temp, **dict(zip(("train_x", "train_y", "val_x", "val_y"), arrays)))
         return (*arrays, _task_classes(task, options))
     return load
 
