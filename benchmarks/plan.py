@@ -36,13 +36,19 @@ def main(overrides):
     output, _ = run(args)
     run_dir = next(p.parent for p in runs.glob("*/sessions.json"))
     wall = json.loads((run_dir / "sessions.json").read_text())[-1]["wall_s"] / 60
-    training = [float(m) for m in re.findall(r"\| ([\d.]+) min, ETA", output)]
+    progress = [(float(e), float(a)) for e, a in re.findall(r"\| ([\d.]+) min, ETA ([\d.]+|nan) min", output)]
+    training = [elapsed for elapsed, _ in progress]
     print(f"overrides: {' '.join(overrides) or '(defaults)'}")
     print(f"plan=true took {plan_s:.1f} s")
     print(f"estimated training wall time: {estimate:.2f} min")
     if training:
         print(f"measured training (last progress line): {training[-1]:.2f} min, ratio estimate/measured "
               f"{estimate / training[-1]:.2f}")
+    if progress:
+        # how honest the ETA was along the way: elapsed + ETA against the training's measured end
+        print("progress line: elapsed min, ETA min, elapsed+ETA / measured end")
+        for elapsed, eta in progress:
+            print(f"  {elapsed:6.2f} {eta:6.2f} {(elapsed + eta) / training[-1]:5.2f}")
     print(f"measured sweep wall time (sessions.json): {wall:.2f} min, ratio estimate/measured {estimate / wall:.2f}")
 
 
