@@ -2,11 +2,13 @@
 """python run_sweep.py space=placement [key=value ...]   (python run_sweep.py --help lists every key)"""
 import sys
 
+import search_spaces  # noqa: F401  (registers the spaces with ablate.space.SPACES)
+
 
 def usage() -> str:
     from ablate.config import describe_keys
-    from search_spaces import SPACES
-    spaces = "\n".join(f"  {name:10s} {module.DESCRIPTION.strip().splitlines()[0]}" for name, module in SPACES.items())
+    from ablate.space import SPACES
+    spaces = "\n".join(f"  {name:10s} {space.summary}" for name, space in SPACES.items())
     from pathlib import Path
     experiments = ", ".join(sorted(p.stem for p in Path("experiments").glob("*.yaml"))) or "none"
     return (f"{__doc__}\nspaces:\n{spaces}\nexperiments (experiment=NAME): {experiments}\n"
@@ -23,14 +25,16 @@ def main(argv) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from ablate.report import write_report
     from ablate.sweep import SweepError, run_sweep
     try:
-        report = run_sweep(cfg, command=" ".join(["python", "run_sweep.py", *argv]))
+        run_dir = run_sweep(cfg, command=" ".join(["python", "run_sweep.py", *argv]))
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if report is None:                                     # plan=true: the plan is printed, nothing ran
+    if run_dir is None:                                    # plan=true: the plan is printed, nothing ran
         return 0
+    report = write_report(run_dir)
     print((report.parent / "table.md").read_text())
     print(f"report: {report}")
     return 0

@@ -3,7 +3,7 @@
 Unknown keys and bad values fail here, before Ray starts, with the valid keys or choices.
 """
 import dataclasses
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -18,6 +18,9 @@ SCHEDULERS = ("auto", "asha", "none")
 class ResourcesConfig:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0      # fractions pack several trials on one GPU (0.25: four at once)
+    # Ray custom resources each trial asks for, e.g. {big_node: 1} to run trials only on nodes started with
+    # `ray start --resources='{"big_node": 4}'`.
+    custom: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -115,10 +118,12 @@ def _load_experiment(name, experiment_dir):
 
 
 def _validate(cfg: SweepConfig):
-    from search_spaces import SPACES
-
+    from .space import SPACES, get_space
+    try:
+        space = get_space(cfg.space)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     checks = [
-        (cfg.space in SPACES, f"unknown space {cfg.space!r}; valid: {', '.join(SPACES)}"),
         (cfg.search.algo in SEARCH_ALGOS, f"search.algo={cfg.search.algo!r}; valid: {', '.join(SEARCH_ALGOS)}"),
         (cfg.scheduler in SCHEDULERS, f"scheduler={cfg.scheduler!r}; valid: {', '.join(SCHEDULERS)}"),
         (cfg.seeds >= 1, f"seeds={cfg.seeds}; need at least 1"),
@@ -130,6 +135,6 @@ def _validate(cfg: SweepConfig):
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
-    if cfg.search.algo in ("tpe", "nsga2") and not SPACES[cfg.space].SEARCHABLE:
+    if cfg.search.algo in ("tpe", "nsga2") and not space.searchable:
         raise ConfigError(f"search.algo={cfg.search.algo} needs a searchable space; {cfg.space!r} is a fixed grid "
-                          f"(searchable: {', '.join(n for n, s in SPACES.items() if s.SEARCHABLE)})")
+                          f"(searchable: {', '.join(n for n, s in SPACES.items() if s.searchable)})")

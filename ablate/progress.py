@@ -1,10 +1,8 @@
-"""The driver's Tune callbacks: a row per finished trial, and a compact live view of the sweep."""
+"""A compact live view of a sweep: one line per event. Plain Python: no Ray needed to use it."""
 import sys
 import time
 
-from ray.tune import Callback
-
-from .results import PRIMARY, TRAINED, architecture_id, write_row
+from .results import FAILED, OK, PRIMARY, REJECTED_BUDGET, STATUSES, STOPPED_EARLY, TRAINED, ResultRow
 
 
 class Progress:
@@ -21,34 +19,33 @@ class Progress:
         self.measured = self.estimated = 0.0
         self.timed = 0                      # finished trials with both a measured time and an estimate
         self.start = time.time()
-        self.counts = {"ok": 0, "stopped_early": 0, "failed": 0, "rejected_budget": 0}
+        self.counts = dict.fromkeys(STATUSES, 0)
         self.running = 0
         self.best = None
 
-    def finished(self, row, running, estimate=None):
+    def finished(self, row: ResultRow, running: int, estimate=None):
         self.running = running
         if estimate is not None and estimate in self.pending:
             self.pending.remove(estimate)
-            if row.get("train_time_s"):
-                self.measured, self.estimated = self.measured + row["train_time_s"], self.estimated + estimate
+            if row.train_time_s:
+                self.measured, self.estimated = self.measured + row.train_time_s, self.estimated + estimate
                 self.timed += 1
-        self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
-        score = row[PRIMARY.column]
-        if row["status"] in TRAINED and score is not None:
+        self.counts[row.status] = self.counts.get(row.status, 0) + 1
+        score = getattr(row, PRIMARY.column)
+        if row.status in TRAINED and score is not None:
             if self.best is None or PRIMARY.oriented(score) > PRIMARY.oriented(self.best[0]):
-                self.best = (score, row["pattern"], row["seed"])
+                self.best = (score, row.pattern, row.seed)
         # the design's label, not its spec: the mixer space has designs that share a spec and differ in knobs
-        self.show(f"{row['pattern']} seed {row['seed']}: {row['status']}"
-                  + (f" {score:.3f}" if score is not None else "")
-                  + (f" ({row['error']})" if row["error"] else ""))
+        self.show(f"{row.pattern} seed {row.seed}: {row.status}" + (f" {score:.3f}" if score is not None else "")
+                  + (f" ({row.error})" if row.error else ""))
 
     def show(self, event=""):
         done = sum(self.counts.values())
         elapsed = time.time() - self.start
         eta = self.eta(elapsed, done)
         best = f"best {self.best[0]:.3f} {self.best[1]} s{self.best[2]}" if self.best else "best -"
-        print(f"[{self.name}] {done}/{self.total} done ({self.counts['ok']} ok, {self.counts['stopped_early']} "
-              f"stopped, {self.counts['failed']} failed, {self.counts['rejected_budget']} over budget), "
+        print(f"[{self.name}] {done}/{self.total} done ({self.counts[OK]} ok, {self.counts[STOPPED_EARLY]} "
+              f"stopped, {self.counts[FAILED]} failed, {self.counts[REJECTED_BUDGET]} over budget), "
               f"{self.running} running | {best} | {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min"
               + (f" | {event}" if event else ""), file=self.stream, flush=True)
 
@@ -61,31 +58,3 @@ class Progress:
 
     def finish(self):
         self.show("finished")
-
-
-class RowWriter(Callback):
-    """Writes the results row of each trial as it ends, whether it finished, was stopped, or crashed."""
-
-    def __init__(self, run_dir, run_name, space, cfg, patterns, progress, estimates=None):
-        self.run_dir, self.run_name, self.space, self.cfg = run_dir, run_name, space, cfg
-        self.patterns, self.progress, self.estimates = patterns, progress, estimates or {}
-
-    def _write(self, trials, trial, last_result, error=None):
-        from .sweep import design_of, row_from_trial
-        if "duplicate_of" in last_result:          # an architecture+seed trained before: no second row
-            return
-        row = row_from_trial(self.run_name, self.space, self.cfg, design_of(trial.config), self.patterns,
-                             last_result)
-        if error is not None:
-            row.update(status="failed", error=error)
-        write_row(self.run_dir, row)
-        running = sum(1 for t in trials if t.status == "RUNNING" and t is not trial)
-        self.progress.finished(row, running, self.estimates.get(architecture_id(row["spec"], row["knobs"])))
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._write(trials, trial, trial.last_result or {})
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        error = trial.get_error() if hasattr(trial, "get_error") else None
-        message = str(error).strip().splitlines()[-1] if error else "the trial process crashed"
-        self._write(trials, trial, trial.last_result or {}, error=f"crashed: {message}")

@@ -9,17 +9,9 @@ import hashlib
 import json
 import platform
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from .files import atomic_path, write_atomic
-
-COLUMNS = [
-    "run", "trial_id", "space", "spec", "pattern", "knobs", "seed", "data_seed", "dataset", "image_size",
-    "epochs_done", "status", "error", "val_acc_best", "val_acc_final", "val_acc_late", "val_loss_best",
-    "val_loss_final", "val_loss_late", "train_loss", "params", "macs_total", "macs_scan",
-    "throughput_img_s", "throughput_batch", "throughput_device", "throughput_dtype", "peak_mem_mb",
-    "train_time_s", "history", "data_digest", "torch_version", "device", "host",
-]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +52,67 @@ METRIC_COLUMNS = tuple(METRICS)
 # means separated designs better than the final and best values.
 PRIMARY_METRIC = "val_acc_late"
 PRIMARY = METRICS[PRIMARY_METRIC]
-STATUSES = ("ok", "stopped_early", "failed", "rejected_budget")
-TRAINED = ("ok", "stopped_early")            # statuses whose row has a validation accuracy
+OK, STOPPED_EARLY, FAILED, REJECTED_BUDGET = "ok", "stopped_early", "failed", "rejected_budget"
+STATUSES = (OK, STOPPED_EARLY, FAILED, REJECTED_BUDGET)
+TRAINED = (OK, STOPPED_EARLY)               # statuses whose row has a validation accuracy
+
+
+@dataclasses.dataclass
+class TrialResult:
+    """What one proxy training returns (train_proxy), and what a trial reports to the driver after each epoch."""
+    spec: Optional[str] = None               # canonical, once the model is built
+    seed: Optional[int] = None
+    data_seed: Optional[int] = None
+    dataset: Optional[str] = None
+    image_size: Optional[int] = None
+    epochs_done: Optional[int] = 0
+    status: Optional[str] = OK
+    error: Optional[str] = None
+    val_acc_best: Optional[float] = None
+    val_acc_final: Optional[float] = None
+    val_acc_late: Optional[float] = None     # the mean over the evaluations of the last quarter of the steps
+    val_loss_best: Optional[float] = None
+    val_loss_final: Optional[float] = None
+    val_loss_late: Optional[float] = None
+    train_loss: Optional[float] = None
+    params: Optional[int] = None
+    train_time_s: Optional[float] = 0.0
+    history: Optional[List[dict]] = dataclasses.field(default_factory=list)   # one entry per evaluation
+    data_digest: Optional[str] = None        # the images, labels and order the trial saw
+
+
+@dataclasses.dataclass
+class ResultRow(TrialResult):
+    """One row of the results table: a trial's result, the design and run it belongs to, its cost and where it
+    ran. The table's columns are this class's fields, so a new column is one new field (here or in TrialResult)."""
+    run: Optional[str] = None
+    trial_id: Optional[str] = None           # trial_key(architecture, seed)
+    space: Optional[str] = None
+    pattern: Optional[str] = None            # the design's label in its space
+    knobs: Optional[str] = "{}"              # the design's mixer knobs as sorted JSON
+    macs_total: Optional[float] = None
+    macs_scan: Optional[float] = None
+    throughput_img_s: Optional[float] = None
+    throughput_batch: Optional[int] = None
+    throughput_device: Optional[str] = None
+    throughput_dtype: Optional[str] = None
+    peak_mem_mb: Optional[float] = None
+    torch_version: Optional[str] = None
+    device: Optional[str] = None
+    host: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ResultRow":
+        unknown = set(values) - set(COLUMNS)
+        if unknown:
+            raise KeyError(f"not result columns: {sorted(unknown)}; the columns are {COLUMNS}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+COLUMNS = [field.name for field in dataclasses.fields(ResultRow)]
 
 
 def architecture_id(spec: str, knobs: str = "{}") -> str:
@@ -92,26 +143,22 @@ def read_sessions(run_dir: Path) -> List[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def write_row(run_dir: Path, row: dict) -> None:
-    unknown = set(row) - set(COLUMNS)
-    if unknown:
-        raise KeyError(f"not result columns: {sorted(unknown)}")
-    full = {column: row.get(column) for column in COLUMNS}
-    write_atomic(Path(run_dir) / "trials" / f"{row['trial_id']}.json",
-                       json.dumps(full, indent=1, default=str).encode())
+def write_row(run_dir: Path, row: ResultRow) -> Path:
+    """The row's file, runs/<name>/trials/<trial_id>.json, written atomically; returns its path."""
+    path = Path(run_dir) / "trials" / f"{row.trial_id}.json"
+    write_atomic(path, json.dumps(row.to_dict(), indent=1, default=str))
+    return path
 
 
-def read_rows(run_dir: Path) -> List[dict]:
-    rows = []
-    for path in sorted((Path(run_dir) / "trials").glob("*.json")):
-        rows.append(json.loads(path.read_text()))
-    return rows
+def read_rows(run_dir: Path) -> List[ResultRow]:
+    return [ResultRow.from_dict(json.loads(path.read_text()))
+            for path in sorted((Path(run_dir) / "trials").glob("*.json"))]
 
 
 def write_table(run_dir: Path):
     """Rebuild results.parquet and results.csv from the per-trial files."""
     import pandas as pd
-    frame = pd.DataFrame(read_rows(run_dir), columns=COLUMNS)
+    frame = pd.DataFrame([row.to_dict() for row in read_rows(run_dir)], columns=COLUMNS)
     frame["history"] = frame["history"].map(lambda h: json.dumps(h) if not isinstance(h, str) else h)
     run_dir = Path(run_dir)
     with atomic_path(run_dir / "results.parquet") as parquet:

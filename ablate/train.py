@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .data import dataset_classes, load_dataset
 from .model import build_model
+from .results import FAILED, TrialResult
 
 
 @dataclasses.dataclass
@@ -217,19 +218,16 @@ def _digest(data) -> "hashlib._Hash":
     return digest
 
 
-def train_proxy(cfg, report: Optional[Callable[[dict], None]] = None) -> dict:
-    """Train one proxy model; returns status (ok/failed), validation accuracy and loss (best, final, and the
-    late mean), train_loss, params, history (one entry per evaluation), data_digest, train_time_s and, when
-    failed, the error and the epoch it happened in."""
+def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> TrialResult:
+    """Train one proxy model. After every epoch ``report`` gets a copy of the result so far (ASHA reads its
+    val_acc_final by epochs_done); the return value is the whole result, failed with the reason and the epoch
+    it happened in when something went wrong."""
     cfg = as_config(cfg)
     t = cfg.trainer
     torch.set_num_threads(t.threads)
     torch.manual_seed(cfg.seed)
-    result = {"spec": cfg.model.spec, "seed": cfg.seed, "data_seed": data_seed(cfg), "dataset": cfg.data.name,
-              "image_size": cfg.data.image_size, "status": "ok", "error": None, "epochs_done": 0,
-              "val_acc_best": None, "val_acc_final": None, "val_acc_late": None, "val_loss_best": None,
-              "val_loss_final": None, "val_loss_late": None, "train_loss": None, "params": None, "history": [],
-              "data_digest": None, "train_time_s": 0.0}
+    result = TrialResult(spec=cfg.model.spec, seed=cfg.seed, data_seed=data_seed(cfg), dataset=cfg.data.name,
+                         image_size=cfg.data.image_size)
     start = time.perf_counter()
     epoch = 0
     try:
@@ -239,8 +237,8 @@ def train_proxy(cfg, report: Optional[Callable[[dict], None]] = None) -> dict:
         model = make_model(cfg, data.num_classes, data.in_chans).to(device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        result["spec"] = model.spec.canonical
-        result["params"] = sum(p.numel() for p in model.parameters())
+        result.spec = model.spec.canonical
+        result.params = sum(p.numel() for p in model.parameters())
         optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr)
         steps_per_epoch = epoch_steps(len(data.train_x), t.batch_size)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -269,36 +267,30 @@ def train_proxy(cfg, report: Optional[Callable[[dict], None]] = None) -> dict:
                 if step in evals:
                     accuracy, nll = evaluate(model, data.val_x, data.val_y, t.eval_batch_size, device, autocast,
                                              t.channels_last)
-                    result["history"].append({
+                    result.history.append({
                         "epoch": round(step / steps_per_epoch, 4), "step": step, "val_acc": accuracy,
                         "val_loss": nll, "train_loss": float(np.mean(since_eval)),
                         "train_time_s": time.perf_counter() - start})
                     since_eval = []
             _record(result, float(np.mean(epoch_losses)), epoch + 1, time.perf_counter() - start)
             if report is not None:
-                report(_epoch_metrics(result))
-        result["data_digest"] = digest.hexdigest()[:16]
+                report(dataclasses.replace(result, history=list(result.history)))
+        result.data_digest = digest.hexdigest()[:16]
     except Diverged as error:
-        result.update(status="failed", error=f"diverged: {error}")
+        result.status, result.error = FAILED, f"diverged: {error}"
     except Exception as error:  # a trial must end with a record, never a bare traceback
         where = traceback.extract_tb(error.__traceback__)[-1]
-        result.update(status="failed", error=f"{type(error).__name__} in epoch {epoch + 1}: {error} "
-                                             f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
-    result["train_time_s"] = time.perf_counter() - start
+        result.status, result.error = FAILED, (f"{type(error).__name__} in epoch {epoch + 1}: {error} "
+                                               f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
+    result.train_time_s = time.perf_counter() - start
     return result
 
 
-def _record(result: dict, train_loss: float, epochs_done: int, seconds: float) -> None:
+def _record(result: TrialResult, train_loss: float, epochs_done: int, seconds: float) -> None:
     """The result's metrics from its history, after an epoch."""
-    history = result["history"]
-    result.update(epochs_done=epochs_done, train_loss=train_loss, train_time_s=seconds,
-                  val_acc_final=history[-1]["val_acc"], val_loss_final=history[-1]["val_loss"],
-                  val_acc_best=max(h["val_acc"] for h in history), val_loss_best=min(h["val_loss"] for h in history),
-                  val_acc_late=late_mean(history, "val_acc"), val_loss_late=late_mean(history, "val_loss"))
-
-
-def _epoch_metrics(result: dict) -> dict:
-    """What a scheduler sees after an epoch (ASHA reads val_acc by epoch)."""
-    return {"epoch": result["epochs_done"], "val_acc": result["val_acc_final"], "val_acc_best": result["val_acc_best"],
-            "val_loss": result["val_loss_final"], "train_loss": result["train_loss"],
-            "train_time_s": result["train_time_s"]}
+    history = result.history
+    result.epochs_done, result.train_loss, result.train_time_s = epochs_done, train_loss, seconds
+    result.val_acc_final, result.val_loss_final = history[-1]["val_acc"], history[-1]["val_loss"]
+    result.val_acc_best = max(h["val_acc"] for h in history)
+    result.val_loss_best = min(h["val_loss"] for h in history)
+    result.val_acc_late, result.val_loss_late = late_mean(history, "val_acc"), late_mean(history, "val_loss")

@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ablate.report.decisive import decisiveness
 from ablate.report.decisive_section import paper_pairs
 from ablate.report.table import fmt
-from ablate.results import METRICS
+from ablate.results import METRICS, OK
 from ablate.spec import apply_pattern
 from ablate.train import ProxyConfig, train_proxy
 from search_spaces import free, placement
@@ -73,14 +73,14 @@ def trial_config(task, spec, seed, overrides) -> ProxyConfig:
 def run(job):
     label, design, cfg = job
     result = train_proxy(cfg)
-    return {"label": label, "design": design, **{k: result[k] for k in (
+    return {"label": label, "design": design, **{k: getattr(result, k) for k in (
         "spec", "seed", "data_seed", "status", "error", "train_time_s", "history", "data_digest", *METRICS)}}
 
 
 def summarize(rows) -> str:
     """The decisiveness table of each candidate in ``rows`` (one dict per trial)."""
     frame = pd.DataFrame(rows)
-    frame = frame[frame["status"] == "ok"]
+    frame = frame[frame["status"] == OK]
     lines = []
     for label, trials in frame.groupby("label", sort=False):
         cpu = trials["train_time_s"].sum()

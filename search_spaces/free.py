@@ -1,13 +1,12 @@
 """A letter per position in stages 3-4, from a letter set, searched by Optuna (TPE on accuracy, or NSGA-II on
 accuracy and MACs); the known designs (the placement space) are evaluated first."""
-DESCRIPTION = __doc__
-SCHEDULER = "asha"
-SEARCHABLE = True
+from ablate.space import Space, register_space
+
 LETTERS = ("M", "T", "S", "G")
 
 
 def designs(cfg):
-    from search_spaces import placement
+    from . import placement
     return placement.designs(cfg)[:6]          # the paper's six patterns seed the search
 
 
@@ -26,3 +25,7 @@ def params_of(spec):
     from ablate.spec import parse_spec
     stages = parse_spec(spec).stages
     return {f"s{index + 1}_{i}": letter for index in (2, 3) for i, letter in enumerate(stages[index])}
+
+
+SPACE = register_space(Space(name="free", description=__doc__, designs=designs, scheduler="asha", suggest=suggest,
+                             params_of=params_of))

@@ -1,8 +1,6 @@
 """The paper's token-mixer ablation (the four rows: conv causal/regular, symmetric branch, concat/gate) and
 the other mixer letters (S, B, X, G, P, I) in the default placement (mixers first, attention last)."""
-DESCRIPTION = __doc__
-SCHEDULER = "none"
-SEARCHABLE = False
+from ablate.space import Design, Space, register_space
 
 MIXER_ROWS = {
     "causal, no symmetric (Mamba-like)": {"conv": "causal", "symmetric": False, "merge": "gate"},
@@ -21,9 +19,12 @@ OTHER_LETTERS = {"S": "vanilla Mamba (S)", "B": "bidirectional (B)", "X": "cross
 
 def designs(cfg):
     from ablate.spec import apply_pattern
-    from search_spaces import Design
     base = apply_pattern(cfg.model.spec, "last_half").canonical
     rows = [Design.make(label, base, {"M": knobs}) for label, knobs in MIXER_ROWS.items()]
     for letter, label in OTHER_LETTERS.items():
         rows.append(Design.make(label, apply_pattern(base, "last_half", mamba=letter).canonical))
     return rows
+
+
+SPACE = register_space(Space(name="mixer", description=__doc__, designs=designs, paper_top1=PAPER_TOP1,
+                             paper_table=PAPER_TABLE))

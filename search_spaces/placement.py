@@ -1,9 +1,7 @@
 """The paper's integration-pattern ablation (Table 5) on stages 3-4 of the proxy model, plus all-Mamba,
 all-attention, all-conv (what global mixing buys) and EfficientVMamba's opposite hypothesis (global mixers
 early, convs late)."""
-DESCRIPTION = __doc__
-SCHEDULER = "none"
-SEARCHABLE = False
+from ablate.space import Design, Space, register_space
 
 # label -> pattern name (and options) applied to stages 3 and 4 of the base spec
 PATTERNS = {
@@ -35,8 +33,11 @@ def inverted(base):
 
 def designs(cfg):
     from ablate.spec import apply_pattern
-    from search_spaces import Design
     base = cfg.model.spec
     rows = [Design.make(label, apply_pattern(base, name, **options).canonical)
             for label, (name, options) in PATTERNS.items()]
     return rows + [Design.make("inverted (EfficientVMamba)", inverted(base))]
+
+
+SPACE = register_space(Space(name="placement", description=__doc__, designs=designs, paper_top1=PAPER_TOP1,
+                             paper_table=PAPER_TABLE))

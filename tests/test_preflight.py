@@ -84,10 +84,11 @@ def test_eta_starts_from_the_plan_and_learns_from_finished_trials():
     import io
 
     from ablate.progress import Progress
+    from ablate.results import ResultRow
     progress = Progress("p", total=3, epochs=2, stream=io.StringIO(), pending=[100.0, 100.0, 50.0], slots=2)
     assert progress.eta(elapsed=0.0, done=0) == 150.0                    # 100 | 100 + 50, before any trial ends
-    progress.finished({"status": "ok", "val_acc_late": 0.5, "pattern": "a", "seed": 0, "error": None,
-                       "train_time_s": 200.0}, running=1, estimate=100.0)
+    progress.finished(ResultRow(status="ok", val_acc_late=0.5, pattern="a", seed=0, train_time_s=200.0), running=1,
+                      estimate=100.0)
     assert progress.eta(elapsed=200.0, done=1) == 200.0                  # 100 | 50 left, trials take 2x the plan
     assert "ETA 3.3 min" in progress.stream.getvalue()
     # a previous sweep's ratio on this machine scales the plan until this sweep's own trials end

@@ -16,7 +16,7 @@ from ablate.report.reproduction import reproduction, seeds_to_resolve
 from ablate.report.stats import (bootstrap_rank_agreement, noise_floor, permutation_p, rank_agreement, sign_flip_p,
                                  t_interval)
 from ablate.report.table import design_summary, load_results
-from ablate.results import trial_key, write_row, write_table
+from ablate.results import ResultRow, trial_key, write_row, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,16 +102,16 @@ def fixture_run(run_dir: Path) -> Path:
     for i, (label, (spec, accuracies, speed)) in enumerate(DESIGNS.items()):
         for seed, accuracy in enumerate(accuracies):
             stopped = label == "random" and seed == 2
-            write_row(run_dir, {
+            write_row(run_dir, ResultRow.from_dict({
                 "run": "fixture", "trial_id": trial_key(spec, seed), "space": "placement", "spec": spec,
                 "pattern": label, "knobs": "{}", "seed": seed, "dataset": "match", "image_size": 32,
                 "epochs_done": 2 if stopped else 3, "status": "stopped_early" if stopped else "ok",
                 "val_acc_best": accuracy, "val_acc_late": accuracy - 0.01, "params": 800_000 + 10_000 * i, "macs_total": 50e6 + 1e6 * i,
                 "macs_scan": 2e5, "throughput_img_s": speed, "throughput_device": "cpu", "throughput_batch": 64,
-                "history": [{"epoch": e + 1, "val_acc": accuracy * (e + 1) / 3} for e in range(2 if stopped else 3)]})
-    write_row(run_dir, {"run": "fixture", "trial_id": "failed1", "space": "placement", "spec": "C|CCC|MMMMMMMM|MMMM",
-                        "pattern": "all Mamba", "knobs": "{}", "seed": 0, "status": "failed",
-                        "error": "diverged: loss is nan at epoch 1, step 3", "history": []})
+                "history": [{"epoch": e + 1, "val_acc": accuracy * (e + 1) / 3} for e in range(2 if stopped else 3)]}))
+    write_row(run_dir, ResultRow(run="fixture", trial_id="failed1", space="placement", spec="C|CCC|MMMMMMMM|MMMM",
+                                 pattern="all Mamba", knobs="{}", seed=0, status="failed",
+                                 error="diverged: loss is nan at epoch 1, step 3", history=[]))
     write_table(run_dir)
     return run_dir
 

@@ -61,8 +61,11 @@ def test_resume_after_a_real_kill_finishes_only_the_missing_trials(tmp_path):
     driver.wait()
     before = {p.name: p.read_text() for p in trials.glob("*.json")}
     assert 1 <= len(before) < 4, "the kill should land mid-sweep"
+    lock = trials.parent / "driver.lock"
+    assert json.loads(lock.read_text())["pid"] == driver.pid          # the killed driver's lock is left behind...
     resumed = sweep(tmp_path, "space=mixer", "smoke=true", "name=k", "seeds=2", "resume=true")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.returncode == 0, resumed.stderr[-2000:]            # ...and does not block resume=true
+    assert not lock.exists()
     rows = table(tmp_path, "k")
     assert len(rows) == 4 and rows["trial_id"].is_unique                 # 2 designs x 2 seeds, no duplicate
     for name, text in before.items():                                      # finished trials were not re-run

@@ -20,16 +20,16 @@ def test_runs_reports_every_epoch_and_counts_params(tmp_path, monkeypatch):
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     reports = []
     result = train_proxy(TINY, report=reports.append)
-    assert result["status"] == "ok" and result["error"] is None
-    assert [r["epoch"] for r in reports] == [1, 2] and result["epochs_done"] == 2
-    assert 0.0 <= result["val_acc_final"] <= result["val_acc_best"] <= 1.0
-    assert result["params"] > 0 and result["spec"] == "C|C|MT|T"
+    assert result.status == "ok" and result.error is None
+    assert [r.epochs_done for r in reports] == [1, 2] and result.epochs_done == 2
+    assert 0.0 <= result.val_acc_final <= result.val_acc_best <= 1.0
+    assert result.params > 0 and result.spec == "C|C|MT|T"
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path, monkeypatch):
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     first, second = train_proxy(TINY), train_proxy(TINY)
-    strip = lambda r: [{k: v for k, v in h.items() if k != "train_time_s"} for h in r["history"]]
+    strip = lambda r: [{k: v for k, v in h.items() if k != "train_time_s"} for h in r.history]
     assert strip(first) == strip(second)
     other_seed = train_proxy({**TINY, "seed": 1})
     assert strip(other_seed) != strip(first)
@@ -48,21 +48,21 @@ def test_uses_the_threads_it_is_given(tmp_path, monkeypatch):
 def test_divergence_stops_at_once_with_the_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     result = train_proxy(with_(TINY, trainer={"lr": 1e30, "warmup_epochs": 0, "grad_clip": 1e30, "epochs": 3}))
-    assert result["status"] == "failed"
-    assert result["error"].startswith("diverged: loss is nan at epoch 1, step")
-    assert result["epochs_done"] == 0
+    assert result.status == "failed"
+    assert result.error.startswith("diverged: loss is nan at epoch 1, step")
+    assert result.epochs_done == 0
 
 
 def test_bad_spec_is_a_failed_trial_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     result = train_proxy(with_(TINY, model={"spec": "C|C|MQ|T"}))
-    assert result["status"] == "failed"
-    assert "SpecError in epoch 1: 'Q' at column 6 (stage 3) is not a block letter" in result["error"]
+    assert result.status == "failed"
+    assert "SpecError in epoch 1: 'Q' at column 6 (stage 3) is not a block letter" in result.error
 
 
 def test_missing_dataset_is_a_failed_trial_with_the_path(tmp_path):
     result = train_proxy(with_(TINY, data={"name": "cifar10", "root": str(tmp_path / "nope"), "options": {}}))
-    assert result["status"] == "failed" and "cifar10: directory" in result["error"] and "nope" in result["error"]
+    assert result.status == "failed" and "cifar10: directory" in result.error and "nope" in result.error
 
 
 def test_default_proxy_sees_64_tokens_in_stage_3_and_16_in_stage_4():
@@ -88,21 +88,21 @@ def test_validation_points_are_every_epoch_end_and_the_last_quarter():
 def test_records_loss_and_the_late_means_of_the_last_quarter(tmp_path, monkeypatch):
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     result = train_proxy(with_(TINY, trainer={"late_evals": 2}))         # 4 steps per epoch, 8 in all
-    assert [h["step"] for h in result["history"]] == [4, 7, 8]
-    late = [h for h in result["history"] if h["step"] > 6]
-    assert result["val_acc_late"] == pytest.approx(np.mean([h["val_acc"] for h in late]))
-    assert result["val_loss_late"] == pytest.approx(np.mean([h["val_loss"] for h in late]))
-    assert result["val_loss_final"] == result["history"][-1]["val_loss"] > 0
-    assert result["val_loss_best"] == min(h["val_loss"] for h in result["history"])
+    assert [h["step"] for h in result.history] == [4, 7, 8]
+    late = [h for h in result.history if h["step"] > 6]
+    assert result.val_acc_late == pytest.approx(np.mean([h["val_acc"] for h in late]))
+    assert result.val_loss_late == pytest.approx(np.mean([h["val_loss"] for h in late]))
+    assert result.val_loss_final == result.history[-1]["val_loss"] > 0
+    assert result.val_loss_best == min(h["val_loss"] for h in result.history)
 
 
 def test_designs_of_one_seed_train_on_identical_data(tmp_path, monkeypatch):
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     one = train_proxy(with_(TINY, trainer={"epochs": 1}))
     other = train_proxy(with_(TINY, model={"spec": "C|C|TT|M"}, trainer={"epochs": 1}))
-    assert one["data_digest"] == other["data_digest"] is not None          # same images, same order
-    assert one["history"] != other["history"]
-    assert train_proxy({**with_(TINY, trainer={"epochs": 1}), "seed": 1})["data_digest"] != one["data_digest"]
+    assert one.data_digest == other.data_digest is not None          # same images, same order
+    assert one.history != other.history
+    assert train_proxy({**with_(TINY, trainer={"epochs": 1}), "seed": 1}).data_digest != one.data_digest
 
 
 def test_a_data_seed_shares_one_dataset_across_seeds(tmp_path, monkeypatch):
@@ -113,11 +113,11 @@ def test_a_data_seed_shares_one_dataset_across_seeds(tmp_path, monkeypatch):
     assert torch.equal(make_dataset(shared[0]).train_x, make_dataset(shared[1]).train_x)
     assert not torch.equal(make_dataset(own[0]).train_x, make_dataset(own[1]).train_x)
     result = train_proxy({**with_(TINY, data={"seed": 7}, trainer={"epochs": 1}), "seed": 1})
-    assert result["data_seed"] == 7 and result["seed"] == 1
+    assert result.data_seed == 7 and result.seed == 1
 
 
 def test_too_few_images_for_a_batch_is_a_clear_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     result = train_proxy(with_(TINY, trainer={"batch_size": 256}))
-    assert result["status"] == "failed" and "128 training images make no full batch of trainer.batch_size=256" \
-        in result["error"]
+    assert result.status == "failed" and "128 training images make no full batch of trainer.batch_size=256" \
+        in result.error

@@ -25,6 +25,11 @@ class BlockEntry:
     choices: Dict[str, tuple] = dataclasses.field(default_factory=dict)   # name -> allowed values
     needs_cuda: bool = False
 
+    @property
+    def scans(self) -> bool:
+        """Whether the block runs a selective scan: its analytic count (at its default knobs) has scan MACs."""
+        return self.macs(8, 4, 4, num_heads=1, mlp_ratio=1.0, **self.knobs)[1] > 0
+
     def resolve_knobs(self, knobs: Optional[dict]) -> dict:
         """Defaults overlaid with ``knobs``; an unknown name or a value outside its choices is a ValueError."""
         knobs = dict(knobs or {})

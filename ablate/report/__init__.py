@@ -4,7 +4,7 @@ import json
 import math
 from pathlib import Path
 
-from ..results import PRIMARY, read_sessions
+from ..results import FAILED, PRIMARY, REJECTED_BUDGET, read_sessions
 from .decisive_section import decisiveness_markdown
 from .figures import pareto_figure, save, spec_ribbons, training_curves
 from .pareto import pareto_mask
@@ -47,9 +47,9 @@ def _registry_style():
 
 
 def _paper_reference(space: str):
-    from search_spaces import SPACES
-    module = SPACES.get(space)
-    return (getattr(module, "PAPER_TOP1", None), getattr(module, "PAPER_TABLE", "")) if module else (None, "")
+    from ..space import SPACES
+    known = SPACES.get(space)
+    return (known.paper_top1, known.paper_table) if known else (None, "")
 
 
 def report_markdown(run_dir: Path, frame, summary) -> str:
@@ -130,7 +130,7 @@ def _noise(seeds: dict) -> str:
 
 
 def _problems(frame) -> str:
-    bad = frame[frame["status"].isin(["failed", "rejected_budget"])]
+    bad = frame[frame["status"].isin([FAILED, REJECTED_BUDGET])]
     if bad.empty:
         return "## Failed and rejected trials\n\nNone.\n"
     lines = ["## Failed and rejected trials", ""]

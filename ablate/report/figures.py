@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from ..results import PRIMARY  # noqa: E402
+from ..results import FAILED, PRIMARY, STOPPED_EARLY  # noqa: E402
 from .pareto import pareto_mask  # noqa: E402
 from .reference import PUBLISHED  # noqa: E402
 
@@ -140,9 +140,9 @@ def training_curves(frame, labels, designs):
             accuracy = [h["val_acc"] for h in trial["history"]]
             colour = SEED_COLOURS[int(trial["seed"]) % len(SEED_COLOURS)]      # a seed looks the same everywhere
             ax.plot(epochs, accuracy, "o-", ms=3, lw=1, color=colour, label=f"seed {trial['seed']}")
-            if trial["status"] == "stopped_early" and epochs:
+            if trial["status"] == STOPPED_EARLY and epochs:
                 ax.plot(epochs[-1], accuracy[-1], "x", ms=9, mew=2, color=colour, gid="stopped")
-        failed = int((group["status"] == "failed").sum())
+        failed = int((group["status"] == FAILED).sum())
         ax.set_title(design + (f" ({failed} failed)" if failed else ""), fontsize=8)
         ax.grid(alpha=0.3)
         ax.set_xlabel("epoch", fontsize=8)

@@ -1,0 +1,67 @@
+"""plan=true: the sweep as it would run, what each design costs, and the estimated wall time (no Ray, no
+training). The per-design estimates also start the progress line's ETA."""
+import dataclasses
+import os
+from pathlib import Path
+from typing import Dict, List
+
+from ..config import SweepConfig
+from ..plan import RAY_START_S, cached_calibration, concurrent_trials, makespan, recorded_correction, trial_seconds
+from ..preflight import DatasetSize
+from ..results import ResultRow, trial_key
+from ..space import Design
+from .trial import expected_cost, over_budget, static_measures, trial_base, trial_config
+
+
+def design_estimates(cfg: SweepConfig, known: List[Design], size: DatasetSize) -> Dict[str, float]:
+    """{design key: estimated seconds of one trial}, calibrated on this machine (cached per design)."""
+    trainer = trial_base(cfg)["trainer"]
+    return {d.key: trial_seconds(cached_calibration(trial_config(cfg, d)), size.n_train, size.n_val, trainer)
+            for d in known}
+
+
+def plan_markdown(cfg: SweepConfig, known: List[Design], size: DatasetSize, done_rows: List[ResultRow],
+                  run_dir: Path) -> str:
+    """What plan=true prints: every design with its cost, the trials to run, and the estimated wall time."""
+    done = {row.trial_id for row in done_rows}
+    estimates = design_estimates(cfg, known, size)
+    seeds = range(cfg.seeds) if cfg.search.algo == "grid" else range(1)
+    lines = [f"# Plan: {cfg.space} -> {run_dir}", "",
+             "| design | spec | params | MMACs | seeds to train | already in the run | est. s per trial | budget |",
+             "|---|---|---|---|---|---|---|---|"]
+    durations = []
+    for design in sorted(known, key=lambda d: -expected_cost(d.spec, cfg)):
+        measures = static_measures(trial_config(cfg, design))
+        reason = over_budget(measures, dataclasses.asdict(cfg.budget))
+        seconds = estimates[design.key]
+        pending = [s for s in seeds if trial_key(design.key, s) not in done]
+        durations += [] if reason else [seconds] * len(pending)
+        lines.append(f"| {design.pattern} | `{design.spec}` | {measures['params']:,} | "
+                     f"{measures['macs_total'] / 1e6:.1f} | {len(pending)} | {len(seeds) - len(pending)} | "
+                     f"{seconds:.0f} | {reason or 'ok'} |")
+    if cfg.search.algo != "grid":
+        mean = sum(durations) / max(1, len(durations))
+        durations += [mean] * max(0, cfg.search.num_samples - len(known))
+    return "\n".join(lines + [""] + _wall_time_lines(cfg, durations, size)) + "\n"
+
+
+def _wall_time_lines(cfg: SweepConfig, durations: List[float], size: DatasetSize) -> List[str]:
+    slots = concurrent_trials(cfg)
+    past = recorded_correction(cfg)
+    ratio = past["ratio"] if past else 1.0
+    wall = makespan(durations, slots) * ratio + (RAY_START_S if durations else 0.0)
+    correction = (f" Corrected by x{ratio:.2f}: the last sweep on this machine with {slots} at once (run "
+                  f"{past['run']!r}, {past['trials']} trials, {past['when']}) took that much longer than calibrated."
+                  if past else f" Not yet corrected: no sweep has run on this machine with {slots} at once, and "
+                  "trials sharing the cores (and Ray's own processes) take longer than one step alone (x1.21 "
+                  "with 2 at once on the project's 2-core machine); the progress line corrects it as trials end.")
+    search = ("" if cfg.search.algo == "grid" else f" {cfg.search.algo}: {cfg.search.num_samples} designs at the "
+              "known designs' mean cost; ASHA may stop some early, so this is an upper bound.")
+    cluster = " On a Ray cluster (ray.address) the slots are the cluster's, not these." if cfg.ray.address else ""
+    return [f"- {len(durations)} trials to train, {slots} at once ({cfg.resources.cpus_per_trial:g} CPUs and "
+            f"{cfg.resources.gpus_per_trial:g} GPUs per trial, {os.cpu_count()} CPUs here); "
+            f"{sum(durations):,.0f} trial-seconds.",
+            f"- Estimated wall time of the training: **{wall / 60:.1f} min** (then the throughput phase and the "
+            f"report). Calibrated on this machine: one training step and one evaluation batch per design, scaled "
+            f"by {size.n_train // cfg.trainer.batch_size} steps per epoch x {cfg.trainer.epochs} epochs and the "
+            f"evaluations." + correction + search + cluster]
