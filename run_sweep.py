@@ -25,7 +25,6 @@ def main(argv) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from ablate.report import write_report
     from ablate.sweep import SweepError, run_sweep
     try:
         run_dir = run_sweep(cfg, command=" ".join(["python", "run_sweep.py", *argv]))
@@ -34,6 +33,7 @@ def main(argv) -> int:
         return 2
     if run_dir is None:                                    # plan=true: the plan is printed, nothing ran
         return 0
+    from ablate.report import write_report       # imported only now: plotting and statistics take 1.5 s
     report = write_report(run_dir)
     print((report.parent / "table.md").read_text())
     print(f"report: {report}")
