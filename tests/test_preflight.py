@@ -64,7 +64,7 @@ def test_trial_seconds_counts_steps_and_evaluations():
         pytest.approx(124 + 4 * 500 * 0.01)
 
 
-def test_plan_prints_the_sweep_and_trains_nothing(tmp_path):
+def test_plan_prints_the_sweep_and_trains_nothing(tmp_path, monkeypatch):
     from ablate.results import write_row
     from test_sweep_layer import previous_rows
     for row in previous_rows(seed=0):                                      # one seed already in the run
@@ -77,9 +77,15 @@ def test_plan_prints_the_sweep_and_trains_nothing(tmp_path):
     assert "Not yet corrected: no sweep has run on this machine" in done.stdout
     assert "Started a local Ray instance" not in done.stdout + done.stderr
     assert len(list((tmp_path / "runs" / "placement" / "trials").glob("*.json"))) == 2   # nothing trained
+    # a sweep on this machine records how long its trials took against their estimates (test_sweep.py's smoke
+    # sweep checks the record); the next plan is corrected by it, and says so
+    from ablate.config import load_config
+    from ablate.plan import record_correction
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
+    record_correction(load_config(["smoke=true"]), measured_s=30.0, estimated_s=20.0, trials=2, run="earlier")
     again = sweep(tmp_path, "smoke=true", "seeds=2", "plan=true", timeout=120)
     assert again.stdout.split("| est. s")[0] == done.stdout.split("| est. s")[0]
-    # after a real sweep, its trials against their estimates correct the plan: test_sweep.py's smoke sweep
+    assert "Corrected by x1.50: the last sweep on this machine with 2 at once (run 'earlier', 2 trials" in again.stdout
 
 
 def test_eta_starts_from_the_plan_and_learns_from_finished_trials():
