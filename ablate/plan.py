@@ -112,8 +112,11 @@ def concurrent_trials(cfg) -> int:
 
 
 def _correction_key(cfg) -> str:
-    device = "cuda" if cfg.resources.gpus_per_trial > 0 else "cpu"
-    return f"{machine_id()} | {device} | {concurrent_trials(cfg)} at once"
+    """This machine, this many trials at once, and this proxy (model, data, trainer, resources): trials of another
+    size have other fixed costs (a smoke trial is mostly start-up), so their ratio says nothing here."""
+    import dataclasses
+    setup = {part: dataclasses.asdict(getattr(cfg, part)) for part in ("model", "data", "trainer", "resources")}
+    return json.dumps([machine_id(), concurrent_trials(cfg), setup], sort_keys=True)
 
 
 def _corrections_path() -> Path:
@@ -122,7 +125,8 @@ def _corrections_path() -> Path:
 
 def record_correction(cfg, measured_s: float, estimated_s: float, trials: int, run: str) -> None:
     """After a sweep: how long its trials took against their calibrated estimates, on this machine with this many
-    trials at once (what one step alone cannot see: trials and Ray's own processes sharing the cores)."""
+    trials at once and this proxy (what one step alone cannot see: start-up, trials and Ray's own processes
+    sharing the cores)."""
     if trials == 0 or estimated_s <= 0:
         return
     path = _corrections_path()
@@ -133,6 +137,6 @@ def record_correction(cfg, measured_s: float, estimated_s: float, trials: int, r
 
 
 def recorded_correction(cfg) -> Optional[dict]:
-    """The last sweep's measured/estimated ratio on this machine at this concurrency, or None before any."""
+    """The last sweep's measured/estimated ratio on this machine at this concurrency and proxy, or None."""
     path = _corrections_path()
     return json.loads(path.read_text()).get(_correction_key(cfg)) if path.is_file() else None

@@ -74,18 +74,23 @@ def test_plan_prints_the_sweep_and_trains_nothing(tmp_path, monkeypatch):
     assert "| last N/2 (default) | `C|CCC|MMMMTTTT|MMTT` |" in done.stdout
     assert "| 1 | 1 |" in done.stdout                                      # one seed to train, one already there
     assert "2 trials to train, 2 at once" in done.stdout and "Estimated wall time" in done.stdout
-    assert "Not yet corrected: no sweep has run on this machine" in done.stdout
+    assert "Not yet corrected: no sweep of this proxy has run on this machine" in done.stdout
     assert "Started a local Ray instance" not in done.stdout + done.stderr
     assert len(list((tmp_path / "runs" / "placement" / "trials").glob("*.json"))) == 2   # nothing trained
     # a sweep on this machine records how long its trials took against their estimates (test_sweep.py's smoke
     # sweep checks the record); the next plan is corrected by it, and says so
     from ablate.config import load_config
-    from ablate.plan import record_correction
+    from ablate.plan import record_correction, recorded_correction
+    from ablate.preflight import apply_smoke
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
-    record_correction(load_config(["smoke=true"]), measured_s=30.0, estimated_s=20.0, trials=2, run="earlier")
+    record_correction(load_config(["seeds=2"]), measured_s=90.0, estimated_s=60.0, trials=30, run="default")
+    assert recorded_correction(apply_smoke(load_config(["smoke=true"]))) is None   # the default proxy's is not smoke's
+    record_correction(apply_smoke(load_config(["smoke=true"])), measured_s=30.0, estimated_s=20.0, trials=2,
+                      run="earlier")
     again = sweep(tmp_path, "smoke=true", "seeds=2", "plan=true", timeout=120)
     assert again.stdout.split("| est. s")[0] == done.stdout.split("| est. s")[0]
-    assert "Corrected by x1.50: the last sweep on this machine with 2 at once (run 'earlier', 2 trials" in again.stdout
+    assert "Corrected by x1.50: the last sweep of this proxy on this machine with 2 at once (run 'earlier', 2 trials" \
+        in again.stdout
 
 
 def test_eta_starts_from_the_plan_and_learns_from_finished_trials():

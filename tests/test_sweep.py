@@ -60,8 +60,17 @@ def test_resume_after_a_real_kill_finishes_only_the_missing_trials(tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and len(list(trials.glob("*.json"))) < 1:
         time.sleep(0.2)
-    os.killpg(driver.pid, signal.SIGKILL)                    # the driver and everything it started
-    driver.wait()
+    os.killpg(driver.pid, signal.SIGSTOP)                    # alive, but frozen: a second driver is refused...
+    try:
+        second = sweep(tmp_path, "space=mixer", "smoke=true", "name=k", "seeds=2", "resume=true", timeout=120)
+        assert second.returncode == 2, second.stderr[-2000:]
+        lock = json.loads((trials.parent / "driver.lock").read_text())
+        assert (f"run 'k' is being run by another driver (host {lock['host']}, process {driver.pid}, started "
+                f"{lock['started']})") in second.stderr
+        assert "Started a local Ray instance" not in second.stdout + second.stderr
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)                # ...then the driver and everything it started die
+        driver.wait()
     before = {p.name: p.read_text() for p in trials.glob("*.json")}
     assert 1 <= len(before) < 4, "the kill should land mid-sweep"
     lock = trials.parent / "driver.lock"

@@ -11,14 +11,18 @@ from .store import RunStore, SweepError
 
 class RowWriter(Callback):
     def __init__(self, store: RunStore, run_name: str, space: str, cfg, patterns: dict, progress: Progress,
-                 estimates=None):
+                 estimates=None, early_stopping=False):
         self.store, self.run_name, self.space, self.cfg = store, run_name, space, cfg
         self.patterns, self.progress, self.estimates = patterns, progress, estimates or {}
+        # Whether a scheduler may stop trials between epochs. Without one, a trial that ends without its final
+        # report was interrupted (Ctrl-C): it gets no row, so resume=true trains it again.
+        self.early_stopping = early_stopping
         self.failure = None                 # a row that could not be written: the sweep stops with it
-
 
     def _write(self, trials, trial, last_result, error=None):
         if self.failure is not None:        # the sweep is stopping: trials ended by the stop are not results
+            return
+        if error is None and not last_result.get("final") and not self.early_stopping:
             return
         row = row_from_trial(self.run_name, self.space, self.cfg, trial.config, self.patterns, last_result)
         if error is not None:

@@ -50,11 +50,13 @@ def _wall_time_lines(cfg: SweepConfig, durations: List[float], size: DatasetSize
     past = recorded_correction(cfg)
     ratio = past["ratio"] if past else 1.0
     wall = makespan(durations, slots) * ratio + (RAY_START_S if durations else 0.0)
-    correction = (f" Corrected by x{ratio:.2f}: the last sweep on this machine with {slots} at once (run "
-                  f"{past['run']!r}, {past['trials']} trials, {past['when']}) took that much longer than calibrated."
-                  if past else f" Not yet corrected: no sweep has run on this machine with {slots} at once, and "
-                  "trials sharing the cores (and Ray's own processes) take longer than one step alone (x1.21 "
-                  "with 2 at once on the project's 2-core machine); the progress line corrects it as trials end.")
+    correction = (f" Corrected by x{ratio:.2f}: the last sweep of this proxy on this machine with {slots} at once "
+                  f"(run {past['run']!r}, {past['trials']} trials, {past['when']}) took that much longer than "
+                  "calibrated." if past else
+                  f" Not yet corrected: no sweep of this proxy has run on this machine with {slots} at once, and "
+                  "trials take longer than one step alone shows (start-up, trials and Ray's own processes sharing "
+                  "the cores: x1.08-1.21 for the default sweep on the project's 2-core machine, x1.5 for smoke's "
+                  "tiny trials); the progress line corrects it as trials end.")
     search = ("" if cfg.search.algo == "grid" else f" {cfg.search.algo}: {cfg.search.num_samples} designs at the "
               "known designs' mean cost; ASHA may stop some early, so this is an upper bound.")
     cluster = " On a Ray cluster (ray.address) the slots are the cluster's, not these." if cfg.ray.address else ""

@@ -116,7 +116,7 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> None:
                                                 "gpu": cfg.resources.gpus_per_trial, **cfg.resources.custom})
     progress, estimates = start_progress(sweep, plan, grid)
     writer = RowWriter(sweep.store, sweep.name, cfg.space, cfg, {d.key: d.pattern for d in sweep.designs},
-                       progress, estimates)
+                       progress, estimates, early_stopping=plan.scheduler is not None)
     # reuse_actors: one worker process serves trial after trial, instead of importing torch for each.
     tuner = tune.Tuner(trainable, param_space=plan.param_space,
                        tune_config=tune.TuneConfig(search_alg=plan.search_alg, scheduler=plan.scheduler,
