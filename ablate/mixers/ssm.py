@@ -32,12 +32,17 @@ class SSM(nn.Module):
         self.d_state, self.dt_rank = d_state, dt_rank
         self.x_proj = nn.Linear(channels, dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(dt_rank, channels, bias=True)
-        dt = torch.exp(torch.rand(channels) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        # The init is drawn on the CPU (the generator it always used) and moved to where the module is built:
+        # elementwise ops on the meta device load torch's decompositions (1.6 s), which every build check before
+        # a sweep would pay.
+        device = self.dt_proj.bias.device
+        dt = torch.exp(torch.rand(channels, device="cpu") * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
         dt = dt.clamp(min=dt_floor)
         with torch.no_grad():
-            self.dt_proj.bias.copy_((dt + torch.log(-torch.expm1(-dt))) / 2)  # inverse softplus, halved
+            self.dt_proj.bias.copy_(((dt + torch.log(-torch.expm1(-dt))) / 2).to(device))  # inverse softplus, halved
         self.dt_proj.bias._no_reinit = True
-        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(channels, 1))
+        a_log = torch.log(torch.arange(1, d_state + 1, dtype=torch.float32, device="cpu")).repeat(channels, 1)
+        self.A_log = nn.Parameter(a_log.to(device))                   # (D, N)
         self.D = nn.Parameter(torch.ones(channels))
 
     def scan_inputs(self, x):
