@@ -1,10 +1,12 @@
 """plan=true: the sweep as it would run and what it would cost on this machine, without training anything.
 
 The estimate is calibrated here: one timed training step and one timed evaluation batch per design (after one
-untimed step in the process), at the trial's batch size and threads, scaled by the trial's steps and evaluations. Calibrations are cached per
-machine and design ($ABLATE_CACHE/plan_calibration.json), so a second plan is instant. Trials are then packed
+untimed step in the process), at the trial's batch size and threads, scaled by the trial's steps and
+evaluations. Calibrations are cached per machine and design ($ABLATE_CACHE/plan_calibration.json), so a second
+plan is instant. Trials are then packed
 onto the slots the sweep would run at once, slowest first, as the sweep orders them.
 """
+import functools
 import heapq
 import json
 import os
@@ -21,6 +23,7 @@ RAY_START_S = 15.0          # Ray's start-up and shutdown around the trials, as 
 _warmed_up = set()          # the devices this process has already run a training step on
 
 
+@functools.lru_cache(maxsize=None)
 def machine_id() -> str:
     import torch
     cpu = platform.processor() or platform.machine()

@@ -27,9 +27,10 @@ def trial_proxy(base: dict, design: dict) -> dict:
     return proxy
 
 
-def design_proxy(base: dict, spec: str, knobs: str) -> dict:
-    """The proxy config of a design outside any trial (building, measuring, calibrating it): seed 0."""
-    return trial_proxy(base, {"spec": spec, "knobs": knobs, "seed": 0})
+def design_proxy(base: dict, design, seed: int = 0) -> dict:
+    """The proxy config of ``design`` (an ablate.space.Design) at ``seed``; seed 0 outside any trial (building,
+    measuring, calibrating it)."""
+    return trial_proxy(base, {"spec": design.spec, "knobs": design.knobs, "seed": seed})
 
 
 def proxy_model(proxy: dict):
@@ -75,7 +76,7 @@ def check_designs(base: dict, designs: Iterable) -> None:
     """Build every design's model on the meta device (no memory, no weights): spec, knobs, widths and heads."""
     import torch
     for design in designs:
-        proxy = design_proxy(base, design.spec, design.knobs)
+        proxy = design_proxy(base, design)
         try:
             with torch.device("meta"):
                 proxy_model(proxy)
@@ -88,7 +89,6 @@ def check_designs(base: dict, designs: Iterable) -> None:
 class DatasetSize(NamedTuple):
     n_train: int
     n_val: int
-    classes: int
 
 
 PROBE_PER_CLASS = 2     # a generated set is drawn this small to check it: the options pass the same generator code
@@ -110,9 +110,11 @@ def check_dataset(base: dict) -> DatasetSize:
         data = make_dataset(as_config(proxy))
     except (DatasetError, TypeError) as error:
         raise PreflightError(f"data.name={name!r} cannot be loaded: {error}") from None
-    size = (DatasetSize(options.get("n_train", SYNTHETIC_SIZES["n_train"]),
-                        options.get("n_val", SYNTHETIC_SIZES["n_val"]), data.num_classes) if generated
-            else DatasetSize(len(data.train_x), len(data.val_x), data.num_classes))
+    if generated:
+        size = DatasetSize(options.get("n_train", SYNTHETIC_SIZES["n_train"]),
+                           options.get("n_val", SYNTHETIC_SIZES["n_val"]))
+    else:
+        size = DatasetSize(len(data.train_x), len(data.val_x))
     try:
         epoch_steps(size.n_train, base["trainer"]["batch_size"])
     except ValueError as error:

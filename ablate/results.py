@@ -46,7 +46,6 @@ METRICS: Dict[str, Metric] = {m.column: m for m in (
     Metric("val_acc_best", "val acc (best)", True),
     Metric("val_loss_best", "val loss (best)", False),
 )}
-METRIC_COLUMNS = tuple(METRICS)
 # The metric a report ranks designs by (tables, fronts, the paper comparison) and the decisiveness section leads
 # with: chosen by measured decisiveness on the candidate proxies (reports/proxy_search/README.md), where the late
 # means separated designs better than the final and best values.

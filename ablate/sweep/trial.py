@@ -5,7 +5,7 @@ import dataclasses
 
 from ..config import SweepConfig
 from ..mixers import REGISTRY
-from ..preflight import proxy_model, trial_proxy
+from ..preflight import design_proxy, proxy_model, trial_proxy
 from ..results import FAILED, REJECTED_BUDGET, TrialResult
 from ..space import Design
 from ..spec import parse_spec
@@ -23,7 +23,7 @@ def trial_base(cfg: SweepConfig) -> dict:
 def trial_config(cfg: SweepConfig, design: Design, seed: int = 0) -> dict:
     """The proxy config one trial of ``design`` trains (seed 0: the design outside any trial, to build, measure
     or calibrate it)."""
-    return trial_proxy(trial_base(cfg), design_dict(design, seed))
+    return design_proxy(trial_base(cfg), design, seed)
 
 
 def design_dict(design: Design, seed: int) -> dict:
