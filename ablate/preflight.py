@@ -114,7 +114,7 @@ def check_dataset(base: dict) -> DatasetSize:
         size = DatasetSize(options.get("n_train", SYNTHETIC_SIZES["n_train"]),
                            options.get("n_val", SYNTHETIC_SIZES["n_val"]))
     else:
-        size = DatasetSize(len(data.train_x), len(data.val_x))
+        size = DatasetSize(len(data.train), len(data.val))
     try:
         epoch_steps(size.n_train, base["trainer"]["batch_size"])
     except ValueError as error:

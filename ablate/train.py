@@ -15,7 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import dataset_classes, load_dataset
+from .data import dataset_classes, is_generated, load_dataset
+from .data.augment import make_augment
+from .data.feed import Feeder
 from .model import build_model
 from .results import FAILED, TrialResult
 
@@ -51,6 +53,12 @@ class DataConfig:
     # order). Either way every design of a seed sees the same images in the same order.
     seed: Optional[int] = None
     options: Dict[str, Any] = dataclasses.field(default_factory=dict)  # n_train, n_val, task difficulty knobs
+    # Per-batch augmentation on the training device (ablate/data/augment.py): none, basic, strong, or auto
+    # (none for generated tasks, basic for real images).
+    augment: str = "auto"
+    # How batches reach the device (ablate/data/feed.py): host (read from the memory map per batch, pinned),
+    # device (the split's uint8 rows copied to the device once), auto (device on a GPU when it fits).
+    feed: str = "auto"
 
 
 @dataclasses.dataclass
@@ -155,19 +163,16 @@ def _lr_lambda(total_steps, warmup_steps):
 
 
 @torch.no_grad()
-def evaluate(model, images, labels, batch_size, device, autocast, channels_last=False) -> Tuple[float, float]:
+def evaluate(model, feed: Feeder, batch_size, autocast) -> Tuple[float, float]:
     """Accuracy and mean negative log-likelihood (no label smoothing) on the validation images."""
     model.eval()
     correct, nll = 0, 0.0
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device, non_blocking=True).contiguous(memory_format=memory_format)
-        y = labels[start:start + batch_size].to(device)
+    for x, y in feed.batches(batch_size):
         with autocast():
             logits = model(x).float()
         correct += (logits.argmax(-1) == y).sum().item()
         nll += F.cross_entropy(logits, y, reduction="sum").item()
-    return correct / len(images), nll / len(images)
+    return correct / len(feed.part), nll / len(feed.part)
 
 
 def eval_steps(steps_per_epoch: int, epochs: int, late_evals: int) -> List[int]:
@@ -211,11 +216,23 @@ def _train_step(model, optimizer, scheduler, x, y, cfg, where, autocast):
 
 
 def _digest(data) -> "hashlib._Hash":
-    """A running hash of the data a trial sees: its images and labels, then each epoch's order."""
-    digest = hashlib.sha1()
-    for tensor in (data.train_x, data.train_y, data.val_x, data.val_y):
-        digest.update(tensor.numpy().tobytes())
+    """A running hash of the data a trial sees: the pack (its name fixes its images), the rows of each split and
+    their labels, then each epoch's order."""
+    digest = hashlib.sha1(data.key.encode())
+    for part in (data.train, data.val):
+        digest.update(part.rows.tobytes())
+        digest.update(part.labels.numpy().tobytes())
     return digest
+
+
+def make_feeds(cfg: ProxyConfig, data, device: torch.device) -> Tuple[Feeder, Feeder]:
+    """The training feed (augmented as data.augment says) and the validation feed, on ``device``."""
+    t = cfg.trainer
+    augment = make_augment(cfg.data.augment, is_generated(cfg.data.name), data.image_size, data.num_classes,
+                           cfg.seed)
+    train = Feeder(data.train, data.mean, data.std, device, t.channels_last, cfg.data.feed, augment)
+    val = Feeder(data.val, data.mean, data.std, device, t.channels_last, cfg.data.feed)
+    return train, val
 
 
 def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> TrialResult:
@@ -240,33 +257,29 @@ def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> 
         result.spec = model.spec.canonical
         result.params = sum(p.numel() for p in model.parameters())
         optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr)
-        steps_per_epoch = epoch_steps(len(data.train_x), t.batch_size)
+        steps_per_epoch = epoch_steps(len(data.train), t.batch_size)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, _lr_lambda(t.epochs * steps_per_epoch, max(1, int(t.warmup_epochs * steps_per_epoch))))
         evals = set(eval_steps(steps_per_epoch, t.epochs, t.late_evals))
         digest = _digest(data)
+        train_feed, val_feed = make_feeds(cfg, data, device)
 
         def autocast():
             return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
 
         step, since_eval = 0, []
         for epoch in range(t.epochs):
-            order = epoch_order(cfg, epoch, len(data.train_x))
+            order = epoch_order(cfg, epoch, len(data.train))
             digest.update(order.numpy().tobytes())
             epoch_losses = []
-            for batch in range(steps_per_epoch):
-                index = order[batch * t.batch_size:(batch + 1) * t.batch_size]
-                x, y = data.train_x[index].to(device), data.train_y[index].to(device)
-                if t.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
+            for batch, (x, y) in enumerate(train_feed.epoch(order, t.batch_size, steps_per_epoch, step)):
                 loss = _train_step(model, optimizer, scheduler, x, y, cfg, f"epoch {epoch + 1}, step {batch + 1}",
                                    autocast)
                 step += 1
                 epoch_losses.append(loss)
                 since_eval.append(loss)
                 if step in evals:
-                    accuracy, nll = evaluate(model, data.val_x, data.val_y, t.eval_batch_size, device, autocast,
-                                             t.channels_last)
+                    accuracy, nll = evaluate(model, val_feed, t.eval_batch_size, autocast)
                     result.history.append({
                         "epoch": round(step / steps_per_epoch, 4), "step": step, "val_acc": accuracy,
                         "val_loss": nll, "train_loss": float(np.mean(since_eval)),
@@ -275,6 +288,7 @@ def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> 
             _record(result, float(np.mean(epoch_losses)), epoch + 1, time.perf_counter() - start)
             if report is not None:
                 report(dataclasses.replace(result, history=list(result.history)))
+        train_feed.close()
         result.data_digest = digest.hexdigest()[:16]
     except Diverged as error:
         result.status, result.error = FAILED, f"diverged: {error}"

@@ -17,20 +17,22 @@ def private_cache(tmp_path, monkeypatch):
 @pytest.mark.parametrize("task", list(GENERATORS))
 def test_synthetic_tasks_are_deterministic_cached_and_normalised(task, private_cache):
     first = load_dataset(task, image_size=32, seed=3, n_train=64, n_val=32)
-    assert list(private_cache.rglob(f"{task}-*.npz"))                      # written once...
-    second = load_dataset(task, image_size=32, seed=3, n_train=64, n_val=32)  # ...and read back
-    assert torch.equal(first.train_x, second.train_x) and torch.equal(first.val_y, second.val_y)
-    assert first.train_x.shape == (64, 3, 32, 32) and first.val_x.shape == (32, 3, 32, 32)
-    assert abs(first.train_x.mean().item()) < 0.05 and abs(first.train_x.std().item() - 1) < 0.05
-    assert set(first.train_y.tolist()) <= set(range(first.num_classes))
+    assert len(list(private_cache.rglob(f"packs/{task}-*/meta.json"))) == 1   # packed once...
+    second = load_dataset(task, image_size=32, seed=3, n_train=64, n_val=32)  # ...and mapped again
+    assert isinstance(second.train.images, np.memmap) and second.key == first.key
+    train_x, train_y, val_x, val_y = first.tensors()
+    assert torch.equal(train_x, second.tensors()[0]) and torch.equal(val_y, second.val.labels)
+    assert train_x.shape == (64, 3, 32, 32) and val_x.shape == (32, 3, 32, 32)
+    assert abs(train_x.mean().item()) < 0.05 and abs(train_x.std().item() - 1) < 0.05
+    assert set(train_y.tolist()) <= set(range(first.num_classes))
     other = load_dataset(task, image_size=32, seed=4, n_train=64, n_val=32)
-    assert not torch.equal(first.train_x, other.train_x)
+    assert not torch.equal(train_x, other.tensors()[0])
 
 
 def test_validation_images_do_not_depend_on_the_training_size():
     small = load_dataset("match", seed=1, n_train=16, n_val=8)
     large = load_dataset("match", seed=1, n_train=64, n_val=8)
-    assert np.array_equal(small.val_y.numpy(), large.val_y.numpy())
+    assert torch.equal(small.val.labels, large.val.labels)
 
 
 def test_match_labels_are_balanced_and_need_both_probes():
@@ -114,8 +116,8 @@ def test_unknown_dataset_lists_the_valid_ones():
 
 def test_digits_are_upsampled_real_images():
     data = load_dataset("digits", image_size=16, seed=0)
-    assert data.num_classes == 10 and data.train_x.shape[1:] == (3, 16, 16)
-    assert len(data.train_x) + len(data.val_x) == 1797
+    assert data.num_classes == 10 and data.image_size == 16
+    assert len(data.train) + len(data.val) == 1797 and not set(data.train.rows) & set(data.val.rows)
 
 
 def _write_cifar(root, n=12, corrupt=None):
@@ -133,9 +135,9 @@ def _write_cifar(root, n=12, corrupt=None):
 def test_cifar10_python_format(tmp_path):
     _write_cifar(tmp_path / "cifar")
     data = load_dataset("cifar10", image_size=32, seed=0, root=tmp_path / "cifar")
-    assert data.train_x.shape == (60, 3, 32, 32) and data.val_x.shape == (12, 3, 32, 32)
+    assert data.tensors()[0].shape == (60, 3, 32, 32) and data.tensors()[2].shape == (12, 3, 32, 32)
     subset = load_dataset("cifar10", image_size=16, seed=0, root=tmp_path / "cifar", n_train=10, n_val=5)
-    assert subset.train_x.shape == (10, 3, 16, 16) and subset.val_x.shape == (5, 3, 16, 16)
+    assert subset.tensors()[0].shape == (10, 3, 16, 16) and subset.tensors()[2].shape == (5, 3, 16, 16)
 
 
 def test_cifar10_errors_name_the_path(tmp_path):
@@ -146,7 +148,7 @@ def test_cifar10_errors_name_the_path(tmp_path):
         load_dataset("cifar10", root=tmp_path / "bad")
     (tmp_path / "bad" / "test_batch").unlink()
     (tmp_path / "bad" / "data_batch_3").unlink()
-    with pytest.raises(DatasetError, match="data_batch_3 is missing; expected the python-version batches"):
+    with pytest.raises(DatasetError, match="data_batch_3 is missing; expected the CIFAR-10 python version"):
         load_dataset("cifar10", root=tmp_path / "bad")
 
 
@@ -167,15 +169,15 @@ def _write_folder(root, classes=("cat", "dog"), per_class=5):
 def test_imagefolder_reads_and_splits(tmp_path):
     _write_folder(tmp_path / "pets")
     data = load_dataset("imagefolder", image_size=16, seed=0, root=tmp_path / "pets")
-    assert data.num_classes == 2 and data.train_x.shape[1:] == (3, 16, 16)
-    assert len(data.train_x) == 8 and len(data.val_x) == 2
+    assert data.num_classes == 2 and data.image_size == 16 and data.classes == ("cat", "dog")
+    assert len(data.train) == 8 and len(data.val) == 2
 
 
 def test_imagefolder_with_train_and_val_folders(tmp_path):
     _write_folder(tmp_path / "pets" / "train", per_class=3)
     _write_folder(tmp_path / "pets" / "val", per_class=2)
     data = load_dataset("imagefolder", image_size=8, seed=0, root=tmp_path / "pets")
-    assert len(data.train_x) == 6 and len(data.val_x) == 4
+    assert len(data.train) == 6 and len(data.val) == 4
 
 
 def test_imagefolder_errors(tmp_path):
@@ -186,7 +188,7 @@ def test_imagefolder_errors(tmp_path):
         load_dataset("imagefolder", root=tmp_path / "empty")
     _write_folder(tmp_path / "broken")
     (tmp_path / "broken" / "dog" / "3.png").write_bytes(b"garbage")
-    with pytest.raises(DatasetError, match="imagefolder: .*dog/3.png is not a readable image"):
+    with pytest.raises(DatasetError, match=".*dog/3.png is not a readable image"):
         load_dataset("imagefolder", root=tmp_path / "broken")
     (tmp_path / "noimages" / "cat").mkdir(parents=True)
     with pytest.raises(DatasetError, match="class folder .*cat holds no images"):

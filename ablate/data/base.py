@@ -1,10 +1,8 @@
-"""What every dataset returns, where generated data is cached, and the error raised on bad input."""
+"""What every dataset returns (splits as rows of a pack), where packs are cached, and the error raised on bad input."""
 import dataclasses
-import hashlib
-import json
 import os
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -16,34 +14,56 @@ class DatasetError(ValueError):
 
 
 @dataclasses.dataclass
+class Part:
+    """One split: rows of a packed (memory-mapped) uint8 image array, and their labels."""
+    images: np.ndarray          # (N, H, W, C) uint8, the pack's array; this split uses ``rows`` of it
+    rows: np.ndarray            # (n,) int64
+    labels: torch.Tensor        # (n,) int64, the labels of those rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def pixels(self, index) -> np.ndarray:
+        """(b, H, W, C) uint8 images at positions ``index`` of the split: read from the map, only these."""
+        return self.images[self.rows[np.asarray(index)]]
+
+
+@dataclasses.dataclass
 class Splits:
-    """Normalised (N, C, H, W) float32 images and int64 labels, split once by a seed."""
+    """A dataset's train and val splits as uint8 rows of a pack, with the training images' channel statistics.
+    Trials normalise per batch on their device (``feed.Feeder``); ``tensors()`` is the whole-set reference."""
     name: str
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
+    train: Part
+    val: Part
     num_classes: int
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
+    key: str = ""                       # the pack's name: which images (with the rows, what a trial saw)
+    classes: Tuple[str, ...] = ()
 
     @property
     def image_size(self) -> int:
-        return self.train_x.shape[-1]
+        return self.train.images.shape[1]
 
     @property
     def in_chans(self) -> int:
-        return self.train_x.shape[1]
+        return self.train.images.shape[-1]
+
+    def tensors(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The reference path (what every trial held before packs): both splits whole, as normalised float32
+        (N, C, H, W) tensors in memory, and their labels."""
+        m = torch.tensor(self.mean).view(1, -1, 1, 1)
+        s = torch.tensor(self.std).view(1, -1, 1, 1)
+
+        def whole(part):
+            x = torch.from_numpy(np.ascontiguousarray(part.pixels(np.arange(len(part))))).permute(0, 3, 1, 2)
+            return ((x.float() / 255.0 - m) / s).contiguous()
+        return whole(self.train), self.train.labels, whole(self.val), self.val.labels
 
 
 def cache_dir() -> Path:
-    """$ABLATE_CACHE, else ~/.cache/ablate: generated datasets are written here once and reused."""
+    """$ABLATE_CACHE, else ~/.cache/ablate: packed datasets are written here once and reused."""
     return Path(os.environ.get("ABLATE_CACHE", Path.home() / ".cache" / "ablate"))
-
-
-def cache_path(kind: str, params: dict) -> Path:
-    key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir() / "data" / f"{kind}-{key}.npz"
 
 
 def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
@@ -59,17 +79,3 @@ def split_indices(n: int, val_fraction: float, seed: int) -> Tuple[np.ndarray, n
     order = np.random.default_rng(seed).permutation(n)
     n_val = max(1, int(round(n * val_fraction)))
     return order[n_val:], order[:n_val]
-
-
-def make_splits(name, train_images, train_labels, val_images, val_labels, num_classes,
-                mean: Optional[Tuple[float, ...]] = None, std: Optional[Tuple[float, ...]] = None) -> Splits:
-    """uint8 (N, H, W, C) arrays -> normalised tensors, with per-channel statistics of the training split."""
-    train = torch.from_numpy(np.ascontiguousarray(train_images)).permute(0, 3, 1, 2).float() / 255.0
-    val = torch.from_numpy(np.ascontiguousarray(val_images)).permute(0, 3, 1, 2).float() / 255.0
-    if mean is None:
-        mean = tuple(train.mean(dim=(0, 2, 3)).tolist())
-        std = tuple(train.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
-    m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
-    return Splits(name, ((train - m) / s).contiguous(), torch.as_tensor(train_labels, dtype=torch.int64),
-                  ((val - m) / s).contiguous(), torch.as_tensor(val_labels, dtype=torch.int64),
-                  int(num_classes), mean, std)

@@ -1,126 +1,314 @@
-"""Real images from disk or from a package: scikit-learn's digits, CIFAR-10 (python format), ImageFolder."""
+"""Real images from disk or from a package, packed once: scikit-learn's digits, CIFAR-10/100 (python batches),
+ImageFolder and Tiny-ImageNet. Each format gives its class count (from names alone), the identity of its pack
+(the source's path, file sizes and modification times, the image size) and the function that fills the pack.
+Nothing downloads; a missing or corrupt file is an error that names its path."""
+import dataclasses
 import pickle
 from pathlib import Path
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from .base import DatasetError, resize_uint8, split_indices
+from .base import DatasetError, resize_uint8
+from .packed import PackBuilder, file_identity
 
-CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
-CIFAR_TEST = "test_batch"
-CIFAR10_CLASSES = 10
-DIGITS_CLASSES = 10
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+RESIZE_CHUNK = 2048          # images resized at once: a float copy of a whole set at 128 px would not fit
 
 
-def _existing_dir(root, name, expected):
+@dataclasses.dataclass(frozen=True)
+class RealFormat:
+    """One on-disk (or packaged) format: what a pack of it is and how to fill one."""
+    classes: Callable[..., int]                           # (root=...) -> class count, reading no image
+    identity: Callable[..., dict]                         # (root, image_size) -> what the pack depends on
+    build: Callable[..., None]                            # (builder, root) -> fills the pack
+    expected: str                                         # the layout, for error messages
+
+
+def existing_dir(root, name: str, expected: str) -> Path:
     if root is None:
         raise DatasetError(f"{name}: no path given; set data.root=/path/to/{name} ({expected})")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError(f"{name}: directory {root} does not exist; expected {expected}")
-    return root
+    return root.resolve()
 
 
-def load_digits(image_size, seed, val_fraction=0.2):
-    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes), upsampled, grey replicated to RGB."""
+def _resized(images: np.ndarray, size: int) -> np.ndarray:
+    return np.concatenate([resize_uint8(images[i:i + RESIZE_CHUNK], size)
+                           for i in range(0, max(len(images), 1), RESIZE_CHUNK)])
+
+
+# --- digits ---------------------------------------------------------------------------------------------------
+
+def _digits_build(builder: PackBuilder, root=None) -> None:
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
     images = (bunch.images * (255.0 / 16.0)).round().astype(np.uint8)[..., None].repeat(3, axis=-1)
-    images = resize_uint8(images, image_size)
-    train, val = split_indices(len(images), val_fraction, seed)
-    return images[train], bunch.target[train], images[val], bunch.target[val], DIGITS_CLASSES
+    builder.add("train", _resized(images, builder.image_size), bunch.target)
+    builder.empty("val")
+    builder.classes = [str(d) for d in range(10)]
+    builder.source = "sklearn.datasets.load_digits"
 
 
-def _read_cifar_batch(path):
+def _digits_identity(root=None, image_size=32) -> dict:
+    import sklearn
+    return {"format": "digits", "sklearn": sklearn.__version__, "image_size": image_size}
+
+
+DIGITS = RealFormat(lambda **_: 10, _digits_identity, _digits_build, "scikit-learn's bundled digits")
+
+
+# --- CIFAR-10 / CIFAR-100 -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class CifarLayout:
+    name: str
+    title: str
+    train: Tuple[str, ...]
+    test: str
+    label_key: bytes
+    meta: str
+    names_key: bytes
+    classes: int
+
+    @property
+    def expected(self) -> str:
+        return f"the {self.title} python version ({', '.join(self.train)}, {self.test})"
+
+
+CIFAR10 = CifarLayout("cifar10", "CIFAR-10", tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", b"labels",
+                      "batches.meta", b"label_names", 10)
+CIFAR100 = CifarLayout("cifar100", "CIFAR-100", ("train",), "test", b"fine_labels", "meta", b"fine_label_names", 100)
+
+
+def _read_cifar_batch(layout: CifarLayout, path: Path) -> Tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
-        raise DatasetError(f"cifar10: {path} is missing; expected the python-version batches "
-                           f"{', '.join(CIFAR_TRAIN)}, {CIFAR_TEST} in {path.parent}")
+        raise DatasetError(f"{layout.name}: {path} is missing; expected {layout.expected} in {path.parent}")
     try:
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        labels = np.asarray(batch[layout.label_key], dtype=np.int64)
     except Exception as error:
-        raise DatasetError(f"cifar10: {path} is not a CIFAR-10 python batch (a pickled dict with b'data' "
-                           f"(N, 3072) uint8 and b'labels'): {type(error).__name__}: {error}") from None
+        raise DatasetError(f"{layout.name}: {path} is not a {layout.title} python batch (a pickled dict "
+                           f"with b'data' (N, 3072) uint8 and {layout.label_key!r}): "
+                           f"{type(error).__name__}: {error}") from None
     if len(data) != len(labels):
-        raise DatasetError(f"cifar10: {path} has {len(data)} images but {len(labels)} labels")
+        raise DatasetError(f"{layout.name}: {path} has {len(data)} images but {len(labels)} labels")
     return data, labels
 
 
-def load_cifar10(image_size, seed, root=None, n_train=None, n_val=None):
-    """The official python-version batches; optional seeded subsets (n_train, n_val) for short proxies."""
-    root = _existing_dir(root, "cifar10", "the CIFAR-10 python version (data_batch_1..5, test_batch)")
-    parts = [_read_cifar_batch(root / name) for name in CIFAR_TRAIN]
-    train_x, train_y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    val_x, val_y = _read_cifar_batch(root / CIFAR_TEST)
-    rng = np.random.default_rng(seed)
-    if n_train:
-        keep = rng.permutation(len(train_x))[:n_train]
-        train_x, train_y = train_x[keep], train_y[keep]
-    if n_val:
-        keep = rng.permutation(len(val_x))[:n_val]
-        val_x, val_y = val_x[keep], val_y[keep]
-    return resize_uint8(train_x, image_size), train_y, resize_uint8(val_x, image_size), val_y, CIFAR10_CLASSES
+def _cifar_names(layout: CifarLayout, root: Path) -> List[str]:
+    """The class names from the meta file when it is there and readable; else the class numbers."""
+    try:
+        with open(root / layout.meta, "rb") as f:
+            names = [n.decode() for n in pickle.load(f, encoding="bytes")[layout.names_key]]
+        if len(names) == layout.classes:
+            return names
+    except Exception:
+        pass
+    return [str(i) for i in range(layout.classes)]
 
 
-def _class_names(root):
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
-        raise DatasetError(f"imagefolder: {root} has no class sub-folders; expected {root}/<class>/<image>")
-    return classes
+def _cifar_format(layout: CifarLayout) -> RealFormat:
+    def root_of(root):
+        return existing_dir(root, layout.name, layout.expected)
+
+    def identity(root=None, image_size=32):
+        root = root_of(root)
+        files = [root / name for name in (*layout.train, layout.test) if (root / name).is_file()]
+        return {"format": layout.name, "root": str(root), "files": file_identity(files, root),
+                "image_size": image_size}
+
+    def build(builder: PackBuilder, root=None):
+        root = root_of(root)
+        parts = [_read_cifar_batch(layout, root / name) for name in layout.train]
+        train_x, train_y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        val_x, val_y = _read_cifar_batch(layout, root / layout.test)
+        builder.add("train", _resized(train_x, builder.image_size), train_y)
+        builder.add("val", _resized(val_x, builder.image_size), val_y)
+        builder.classes, builder.source = _cifar_names(layout, root), str(root)
+
+    return RealFormat(lambda root=None, **_: layout.classes, identity, build, layout.expected)
 
 
-def _read_class_folders(root, image_size):
-    classes = _class_names(root)
-    images, labels = [], []
-    for index, name in enumerate(classes):
-        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DatasetError(f"imagefolder: class folder {root / name} holds no images "
-                               f"({', '.join(sorted(IMAGE_SUFFIXES))})")
-        for path in files:
-            images.append(_read_image(path, image_size))
-            labels.append(index)
-    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+# --- ImageFolder and Tiny-ImageNet ----------------------------------------------------------------------------
 
-
-def _read_image(path, image_size):
+def read_image(path: Path, image_size: int) -> np.ndarray:
+    """One image file -> (size, size, 3) uint8, RGB, bilinear. Module level: pack workers import it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
             image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as error:
-        raise DatasetError(f"imagefolder: {path} is not a readable image: {error}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(f"{path} is not a readable image: {error}") from None
 
 
-def _imagefolder_root(root):
-    return _existing_dir(root, "imagefolder", "class sub-folders of images (<root>/<class>/<image>)")
+def _images_in(folder: Path) -> List[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _has_train_val(root):
+IMAGEFOLDER_LAYOUT = "class sub-folders of images (<root>/<class>/<image>, or <root>/train/<class> and <root>/val/<class>)"
+
+
+def _class_names(name: str, root: Path) -> List[str]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise DatasetError(f"{name}: {root} has no class sub-folders; expected {root}/<class>/<image>")
+    return classes
+
+
+def _has_train_val(root: Path) -> bool:
     return (root / "train").is_dir() and (root / "val").is_dir()
 
 
-def imagefolder_classes(root=None, **_):
-    """The number of classes, from the folder names alone (no image is read)."""
-    root = _imagefolder_root(root)
-    return len(_class_names(root / "train" if _has_train_val(root) else root))
+def _class_files(root: Path, classes: List[str]) -> Tuple[List[Path], List[int]]:
+    files, labels = [], []
+    for index, name in enumerate(classes):
+        found = _images_in(root / name)
+        if not found:
+            raise DatasetError(f"imagefolder: class folder {root / name} holds no images "
+                               f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files += found
+        labels += [index] * len(found)
+    return files, labels
 
 
-def load_imagefolder(image_size, seed, root=None, val_fraction=0.2):
-    """<root>/<class>/<image>, split by seed; or <root>/train/<class> and <root>/val/<class> as given."""
+def _imagefolder_splits(root: Path) -> List[Tuple[str, List[Path], List[int]]]:
+    """(split, files, labels) for each split on disk; one 'train' split when there is no train/val layout."""
+    if not _has_train_val(root):
+        classes = _class_names("imagefolder", root)
+        return [("train", *_class_files(root, classes))]
+    classes = _class_names("imagefolder", root / "train")
+    val_classes = _class_names("imagefolder", root / "val")
+    if val_classes != classes:
+        raise DatasetError(f"imagefolder: {root}/val has classes {val_classes}, {root}/train has {classes}")
+    return [(split, *_class_files(root / split, classes)) for split in ("train", "val")]
+
+
+def _imagefolder_root(root) -> Path:
+    return existing_dir(root, "imagefolder", IMAGEFOLDER_LAYOUT)
+
+
+def _imagefolder_classes(root=None, **_) -> int:
     root = _imagefolder_root(root)
-    if _has_train_val(root):
-        train_x, train_y, classes = _read_class_folders(root / "train", image_size)
-        val_x, val_y, val_classes = _read_class_folders(root / "val", image_size)
-        if val_classes != classes:
-            raise DatasetError(f"imagefolder: {root}/val has classes {val_classes}, {root}/train has {classes}")
-        return train_x, train_y, val_x, val_y, len(classes)
-    images, labels, classes = _read_class_folders(root, image_size)
-    train, val = split_indices(len(images), val_fraction, seed)
-    return images[train], labels[train], images[val], labels[val], len(classes)
+    return len(_class_names("imagefolder", root / "train" if _has_train_val(root) else root))
+
+
+def _folder_identity(fmt: str, root: Path, splits, image_size: int) -> dict:
+    files = [path for _, paths, _ in splits for path in paths]
+    return {"format": fmt, "root": str(root), "files": file_identity(files, root), "count": len(files),
+            "image_size": image_size}
+
+
+def _fill_from_files(builder: PackBuilder, splits, classes: List[str], source: Path) -> None:
+    for split, files, labels in splits:
+        builder.add_files(split, files, labels, read_image)
+    if len(splits) == 1:
+        builder.empty("val")
+    builder.classes, builder.source = classes, str(source)
+
+
+def _imagefolder_identity(root=None, image_size=32) -> dict:
+    root = _imagefolder_root(root)
+    return _folder_identity("imagefolder", root, _imagefolder_splits(root), image_size)
+
+
+def _imagefolder_build(builder: PackBuilder, root=None) -> None:
+    root = _imagefolder_root(root)
+    names = _class_names("imagefolder", root / "train" if _has_train_val(root) else root)
+    _fill_from_files(builder, _imagefolder_splits(root), names, root)
+
+
+IMAGEFOLDER = RealFormat(_imagefolder_classes, _imagefolder_identity, _imagefolder_build, IMAGEFOLDER_LAYOUT)
+
+TINY_LAYOUT = ("Tiny-ImageNet's layout: <root>/wnids.txt, <root>/train/<wnid>/images/*.JPEG, "
+               "<root>/val/images/*.JPEG and <root>/val/val_annotations.txt")
+
+
+def _tiny_root(root) -> Path:
+    return existing_dir(root, "tinyimagenet", TINY_LAYOUT)
+
+
+def _tiny_wnids(root: Path) -> List[str]:
+    path = root / "wnids.txt"
+    if not path.is_file():
+        raise DatasetError(f"tinyimagenet: {path} is missing; expected {TINY_LAYOUT}")
+    wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not wnids:
+        raise DatasetError(f"tinyimagenet: {path} lists no class ids")
+    return wnids
+
+
+def _tiny_val(root: Path, index: dict) -> Tuple[List[Path], List[int]]:
+    annotations = root / "val" / "val_annotations.txt"
+    if not annotations.is_file():
+        raise DatasetError(f"tinyimagenet: {annotations} is missing; expected {TINY_LAYOUT}")
+    files, labels = [], []
+    for number, line in enumerate(annotations.read_text().splitlines(), 1):
+        fields = line.split("\t")
+        if not line.strip():
+            continue
+        if len(fields) < 2 or fields[1] not in index:
+            raise DatasetError(f"tinyimagenet: {annotations} line {number} is not '<file>\\t<wnid>\\t...' with a "
+                               f"wnid from wnids.txt: {line!r}")
+        files.append(root / "val" / "images" / fields[0])
+        labels.append(index[fields[1]])
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise DatasetError(f"tinyimagenet: {missing[0]} is listed in {annotations} but missing "
+                           f"({len(missing)} missing in all)")
+    return files, labels
+
+
+def _tiny_splits(root: Path) -> List[Tuple[str, List[Path], List[int]]]:
+    wnids = _tiny_wnids(root)
+    index = {wnid: i for i, wnid in enumerate(wnids)}
+    files, labels = [], []
+    for wnid in wnids:
+        folder = root / "train" / wnid / "images"
+        found = _images_in(folder) if folder.is_dir() else []
+        if not found:
+            raise DatasetError(f"tinyimagenet: {folder} holds no images; expected {TINY_LAYOUT}")
+        files += found
+        labels += [index[wnid]] * len(found)
+    return [("train", files, labels), ("val", *_tiny_val(root, index))]
+
+
+def _tiny_names(root: Path, wnids: List[str]) -> List[str]:
+    """Readable names from words.txt where it is there, else the wnids."""
+    words = root / "words.txt"
+    if not words.is_file():
+        return wnids
+    table = dict(line.split("\t", 1) for line in words.read_text().splitlines() if "\t" in line)
+    return [table.get(wnid, wnid).split(",")[0].strip() for wnid in wnids]
+
+
+def _tiny_identity(root=None, image_size=64) -> dict:
+    root = _tiny_root(root)
+    return _folder_identity("tinyimagenet", root, _tiny_splits(root), image_size)
+
+
+def _tiny_build(builder: PackBuilder, root=None) -> None:
+    root = _tiny_root(root)
+    _fill_from_files(builder, _tiny_splits(root), _tiny_names(root, _tiny_wnids(root)), root)
+
+
+TINYIMAGENET = RealFormat(lambda root=None, **_: len(_tiny_wnids(_tiny_root(root))), _tiny_identity, _tiny_build,
+                          TINY_LAYOUT)
+
+FORMATS = {"digits": DIGITS, "cifar10": _cifar_format(CIFAR10), "cifar100": _cifar_format(CIFAR100),
+           "imagefolder": IMAGEFOLDER, "tinyimagenet": TINYIMAGENET}
+
+
+def subset_rows(n: int, keep: Optional[int], rng: np.random.Generator) -> np.ndarray:
+    """All rows, or ``keep`` of them drawn by ``rng``."""
+    if not keep:
+        return np.arange(n)
+    if keep > n:
+        raise DatasetError(f"asked for {keep} images of a split that has {n}")
+    return np.sort(rng.permutation(n)[:keep])
