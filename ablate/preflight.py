@@ -86,6 +86,18 @@ def check_designs(base: dict, designs: Iterable) -> None:
                                  f"build: {type(error).__name__}: {error}") from None
 
 
+def check_device(base: dict, local: bool, plan: bool) -> None:
+    """A trial on CUDA needs a GPU where it runs: on this machine for a local Ray, and for a plan (which times a
+    step here) also with a cluster."""
+    import torch
+    if base["trainer"]["device"] != "cuda" or torch.cuda.is_available() or not (local or plan):
+        return
+    why = "plan=true times a training step on this machine" if plan and not local else "the trials run here"
+    raise PreflightError(f"resources.gpus_per_trial>0 puts the trials on CUDA, and this machine has no CUDA device "
+                         f"(torch {torch.__version__}), where {why}; add resources.gpus_per_trial=0 to run on "
+                         f"the CPU, or run it on a GPU machine")
+
+
 class DatasetSize(NamedTuple):
     n_train: int
     n_val: int

@@ -2,6 +2,7 @@
 import pickle
 
 import pytest
+import torch
 
 from test_sweep import sweep
 
@@ -23,11 +24,16 @@ BAD = {
     "heads": (["model.num_heads=[1,2,3,8]"], "is not divisible by num_heads=3"),
     "no full batch": (["data.options.n_train=32"], "32 training images make no full batch of trainer.batch_size=64"),
     "generator option": (["data.options.jitter=-1"], "fractal: jitter=-1 is out of range; valid: 0.0..0.5"),
+    "augmentation": (["data.augment=heavy"], "data.augment='heavy'; valid: none, basic, strong, auto"),
+    "no gpu": (["resources.gpus_per_trial=0.25"], "resources.gpus_per_trial>0 puts the trials on CUDA, and this "
+                                                  "machine has no CUDA device"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD) + ["unreadable cifar"])
 def test_bad_input_exits_2_before_ray_starts(tmp_path, case):
+    if case == "no gpu" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
     overrides, message = BAD.get(case) or (["data=cifar10", f"data.root={_bad_cifar(tmp_path)}"],
                                            "is not a CIFAR-10 python batch")
     done = sweep(tmp_path, *overrides, timeout=120)
