@@ -3,15 +3,35 @@
 Unknown keys and bad values fail here, before Ray starts, with the valid keys or choices.
 """
 import dataclasses
-from typing import Dict, List, Optional
+import importlib.util
+from typing import Dict, List, NamedTuple, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .data.augment import AUGMENTS
+from .data.feed import FEEDS
 from .train import DataConfig, ModelConfig, TrainerConfig
 
 SEARCH_ALGOS = ("grid", "random", "tpe", "nsga2")
 SCHEDULERS = ("auto", "asha", "none")
+
+
+class Needs(NamedTuple):
+    module: str                      # what the tracker's Ray Tune callback imports
+    install: str                     # the pip requirement that provides it
+
+
+# tracking=...: the experiment trackers (Ray Tune logger callbacks, built in ablate/sweep/tracking.py) and the
+# package each needs, checked before Ray starts. none: no tracker (Tune's own CSV and JSON trial logs only).
+TRACKERS: Dict[str, Optional[Needs]] = {
+    "none": None,
+    "tensorboard": Needs("tensorboardX", "tensorboardX"),
+    "mlflow": Needs("mlflow", "mlflow-skinny"),
+    "wandb": Needs("wandb", "wandb"),
+}
+# list keys that also take comma-separated values: tracking=tensorboard,mlflow as well as tracking=[tensorboard,mlflow]
+COMMA_LISTS = ("tracking",)
 
 
 @dataclasses.dataclass
@@ -53,6 +73,9 @@ class SweepConfig:
     plan: bool = False                # print the designs, trials and an estimated wall time; train nothing
     runs_dir: str = "runs"
     throughput_batch: int = 64
+    # experiment trackers, several allowed: none, tensorboard, mlflow, wandb (tracking=tensorboard,mlflow)
+    tracking: List[str] = dataclasses.field(default_factory=lambda: ["none"])
+    mlflow_uri: Optional[str] = None  # MLflow tracking URI; null: $MLFLOW_TRACKING_URI, else runs/<name>/mlflow.db
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
@@ -91,17 +114,27 @@ def load_config(overrides: List[str], experiment_dir="experiments") -> SweepConf
             raise ConfigError(f"override {item!r} is not key=value; valid keys:\n{describe_keys()}")
     overrides = [f"data.name={item.split('=', 1)[1]}" if item.startswith("data=") else item for item in overrides]
     try:
-        cli = OmegaConf.from_dotlist(overrides)
+        cli = _comma_lists(OmegaConf.from_dotlist(overrides))
         experiment = OmegaConf.select(cli, "experiment")
         layers = [base]
         if experiment:
-            layers.append(_load_experiment(experiment, experiment_dir))
+            layers.append(_comma_lists(_load_experiment(experiment, experiment_dir)))
         cfg = OmegaConf.merge(*layers, cli)
     except OmegaConfBaseException as error:
         raise ConfigError(f"{_first_line(error)}; valid keys:\n{describe_keys()}") from None
     result = OmegaConf.to_object(cfg)
     _validate(result)
     return result
+
+
+def _comma_lists(layer):
+    """A list key given as one comma-separated string (OmegaConf reads tracking=a,b as the string 'a,b') as
+    that list."""
+    for key in COMMA_LISTS:
+        value = OmegaConf.select(layer, key)
+        if isinstance(value, str):
+            OmegaConf.update(layer, key, [part.strip() for part in value.split(",") if part.strip()], merge=False)
+    return layer
 
 
 def _first_line(error):
@@ -131,10 +164,25 @@ def _validate(cfg: SweepConfig):
         (cfg.resources.cpus_per_trial > 0, f"resources.cpus_per_trial={cfg.resources.cpus_per_trial}; must be > 0"),
         (cfg.resources.gpus_per_trial >= 0, f"resources.gpus_per_trial={cfg.resources.gpus_per_trial}; must be >= 0"),
         (cfg.trainer.epochs >= 1, f"trainer.epochs={cfg.trainer.epochs}; need at least 1"),
+        (cfg.data.augment in AUGMENTS, f"data.augment={cfg.data.augment!r}; valid: {', '.join(AUGMENTS)}"),
+        (cfg.data.feed in FEEDS, f"data.feed={cfg.data.feed!r}; valid: {', '.join(FEEDS)}"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    _validate_tracking(cfg.tracking)
     if cfg.search.algo in ("tpe", "nsga2") and not space.searchable:
         raise ConfigError(f"search.algo={cfg.search.algo} needs a searchable space; {cfg.space!r} is a fixed grid "
                           f"(searchable: {', '.join(n for n, s in SPACES.items() if s.searchable)})")
+
+
+def _validate_tracking(names: List[str]) -> None:
+    """Every tracker is known and its package is installed (checked without importing it)."""
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(f"tracking={','.join(names)}: {name!r} is not a tracker; valid: {', '.join(TRACKERS)} "
+                              f"(several: tracking=tensorboard,mlflow)")
+        needs = TRACKERS[name]
+        if needs is not None and importlib.util.find_spec(needs.module) is None:
+            raise ConfigError(f"tracking={name} needs the {needs.module} package, which is not installed: "
+                              f"pip install {needs.install}")

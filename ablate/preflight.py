@@ -40,18 +40,12 @@ def proxy_model(proxy: dict):
     return make_model(cfg, num_classes=model_classes(cfg)), cfg
 
 
-def _takes_sizes(name: str) -> bool:
-    """Whether the dataset's loader takes n_train and n_val (generated sets and cifar10; not digits or folders)."""
-    import inspect
-    from .data import LOADERS
-    return name in LOADERS and "n_train" in inspect.signature(LOADERS[name]).parameters
-
-
 def smoke_changes(cfg) -> List[Tuple[str, object, object]]:
     """(key, the value set, smoke's value) for every key smoke=true replaces: the one list apply_smoke applies."""
     changes = [("trainer.epochs", cfg.trainer.epochs, SMOKE["epochs"]), ("model.dim", cfg.model.dim, SMOKE["dim"]),
                ("model.in_dim", cfg.model.in_dim, SMOKE["dim"])]
-    if _takes_sizes(cfg.data.name):
+    from .data import is_large
+    if is_large(cfg.data.name):                 # smoke cuts generated sets, CIFAR, Tiny-ImageNet; not folders
         changes += [("data.options.n_train", cfg.data.options.get("n_train"), SMOKE["n_train"]),
                     ("data.options.n_val", cfg.data.options.get("n_val"), SMOKE["n_val"])]
     return changes

@@ -6,28 +6,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import pandas as pd
 import pytest
+from sweep_cli import ROOT, sweep, table
 
 from ablate.config import ConfigError, all_keys, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def sweep(tmp_path, *overrides, timeout=300):
-    env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, str(ROOT / "run_sweep.py"), f"runs_dir={tmp_path / 'runs'}", *overrides],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def table(tmp_path, name):
-    return pd.read_parquet(tmp_path / "runs" / name / "results.parquet")
-
-
-def test_smoke_sweep_writes_one_row_per_trial(tmp_path):
-    done = sweep(tmp_path, "space=placement", "smoke=true", "name=s", "seeds=1")
+def test_smoke_sweep_writes_one_row_per_trial(smoke_run):
+    """The shared smoke run (conftest.py; test_tracking.py reads its TensorBoard and MLflow runs)."""
+    done, tmp_path = smoke_run.done, smoke_run.tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     rows = table(tmp_path, "s")
     assert len(rows) == 2 and set(rows["status"]) == {"ok"}
@@ -40,7 +28,7 @@ def test_smoke_sweep_writes_one_row_per_trial(tmp_path):
     assert f"report: {report / 'report.md'}" in done.stdout
     assert (report / "pareto_throughput.png").is_file() and "Kendall tau-b" in (report / "report.md").read_text()
     session, = json.loads((tmp_path / "runs" / "s" / "sessions.json").read_text())
-    assert session["command"].endswith("space=placement smoke=true name=s seeds=1")
+    assert session["command"].endswith("space=placement smoke=true name=s seeds=1 tracking=tensorboard,mlflow")
     assert (session["trials_before"], session["trials_after"]) == (0, 2) and session["wall_s"] > 0
     assert f"`{session['command']}`: started {session['started']}" in (report / "report.md").read_text()
     again = sweep(tmp_path, "space=placement", "smoke=true", "name=s", "seeds=1")
@@ -93,6 +81,8 @@ def test_diverging_trials_are_recorded_and_reported(tmp_path):
     assert rows["error"].str.match(r"diverged: loss is (nan|inf) at epoch 1, step \d+").all()
     report = (tmp_path / "runs" / "d" / "report" / "report.md").read_text()
     assert report.count("- failed: `C|CCC|") == 2 and "diverged: loss is" in report
+    # tracking=none, the default: Tune's automatic TensorBoard logger is off too
+    assert not list((tmp_path / "runs" / "d").rglob("events.out.tfevents.*")) and "## Tracking" not in report
 
 
 def test_budget_rejects_without_training(tmp_path):

@@ -123,6 +123,12 @@ def is_generated(name: str) -> bool:
     return name in GENERATORS
 
 
+def is_large(name: str) -> bool:
+    """A generated task (drawn at any size) or a real set of tens of thousands of images: where a smoke run
+    takes a subset (n_train, n_val). A folder or digits may hold fewer than a subset would ask."""
+    return is_generated(name) or (name in real.FORMATS and real.FORMATS[name].large)
+
+
 def dataset_classes(name: str, **options) -> int:
     """The number of classes ``load_dataset(name, **options)`` would return, without loading the data."""
     if name not in CLASS_COUNTS:
@@ -137,5 +143,5 @@ def load_dataset(name: str, image_size: int = 32, seed: int = 0, **options) -> S
     return LOADERS[name](image_size=image_size, seed=seed, **options)
 
 
-__all__ = ["load_dataset", "dataset_classes", "is_generated", "LOADERS", "DatasetError", "Splits", "Part",
+__all__ = ["load_dataset", "dataset_classes", "is_generated", "is_large", "LOADERS", "DatasetError", "Splits", "Part",
            "SYNTHETIC_SIZES", "GENERATORS"]

@@ -23,6 +23,7 @@ class RealFormat:
     identity: Callable[..., dict]                         # (root, image_size) -> what the pack depends on
     build: Callable[..., None]                            # (builder, root) -> fills the pack
     expected: str                                         # the layout, for error messages
+    large: bool = False                                   # tens of thousands of images: smoke takes a subset
 
 
 def existing_dir(root, name: str, expected: str) -> Path:
@@ -131,7 +132,7 @@ def _cifar_format(layout: CifarLayout) -> RealFormat:
         builder.add("val", _resized(val_x, builder.image_size), val_y)
         builder.classes, builder.source = _cifar_names(layout, root), str(root)
 
-    return RealFormat(lambda root=None, **_: layout.classes, identity, build, layout.expected)
+    return RealFormat(lambda root=None, **_: layout.classes, identity, build, layout.expected, large=True)
 
 
 # --- ImageFolder and Tiny-ImageNet ----------------------------------------------------------------------------
@@ -299,7 +300,7 @@ def _tiny_build(builder: PackBuilder, root=None) -> None:
 
 
 TINYIMAGENET = RealFormat(lambda root=None, **_: len(_tiny_wnids(_tiny_root(root))), _tiny_identity, _tiny_build,
-                          TINY_LAYOUT)
+                          TINY_LAYOUT, large=True)
 
 FORMATS = {"digits": DIGITS, "cifar10": _cifar_format(CIFAR10), "cifar100": _cifar_format(CIFAR100),
            "imagefolder": IMAGEFOLDER, "tinyimagenet": TINYIMAGENET}

@@ -54,7 +54,7 @@ def _paper_reference(space: str):
 
 def report_markdown(run_dir: Path, frame, summary) -> str:
     space = str(frame["space"].dropna().iloc[0]) if frame["space"].notna().any() else "?"
-    sections = [_header(run_dir, frame, space), "## Designs", "",
+    sections = [_header(run_dir, frame, space), *_tracking(run_dir), "## Designs", "",
                 f"Sorted by the mean {PRIMARY.label}, best first (the primary metric; a late mean averages the "
                 "evaluations over the last quarter of training). The interval is a t-interval over seeds, cut to the "
                 "metric's range; MACs are "
@@ -92,6 +92,18 @@ def _header(run_dir, frame, space) -> str:
                      f"{session['trials_before']} -> {session['trials_after']}, code at commit "
                      f"{session.get('commit', 'unknown')}.")
     return "\n".join(lines + [""])
+
+
+def _tracking(run_dir) -> list:
+    """Where the sweep's experiment trackers (tracking=...) put the trials' runs, as each session recorded it."""
+    views = {}
+    for session in read_sessions(run_dir):
+        for name, view in (session.get("tracking") or {}).items():
+            views.setdefault((name, view), None)
+    if not views:
+        return []
+    return ["## Tracking", "", "Each trial's config and per-epoch metrics:", "",
+            *(f"- {name}: {view}" for name, view in views), ""]
 
 
 def _data_seeds(frame) -> str:

@@ -4,11 +4,11 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ..config import SweepConfig
 from ..plan import concurrent_trials, record_correction, recorded_correction
-from ..preflight import (SMOKE, DatasetSize, PreflightError, apply_smoke, check_dataset, check_designs,
+from ..preflight import (SMOKE, DatasetSize, PreflightError, apply_smoke, check_dataset, check_designs, check_device,
                          describe_smoke)
 from ..progress import Progress
 from ..results import ResultRow, architecture_id, fingerprint, log_session, write_table
@@ -17,6 +17,11 @@ from .planning import design_estimates, plan_markdown
 from .store import RunStore, SweepError
 from .throughput import measure_throughput
 from .trial import trial_base
+
+
+# Tune writes its trial directories (Tune's CSV and JSON logs, TensorBoard's event files) in its session's staging
+# directory and copies them into runs/<name>/ray/ at most this often (Ray's default: 5 minutes), and at the end.
+TUNE_SYNC_S = 30
 
 
 @dataclasses.dataclass
@@ -46,13 +51,14 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Optional[Path]:
         started, commit = time.time(), git_commit()      # the code as it was when the sweep started
         done_rows = resumable_rows(sweep)
         write_config(sweep)
-        train(sweep, done_rows)
+        tracking = train(sweep, done_rows)
         measure_throughput(sweep.store, sweep.cfg)
         table = write_table(sweep.store.run_dir)
         log_session(sweep.store.run_dir, {
             "command": command or repr(sweep.cfg), "wall_s": round(time.time() - started, 1),
             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)), "cpus": os.cpu_count(),
-            "trials_before": len(done_rows), "trials_after": len(table), "commit": commit, **fingerprint()})
+            "trials_before": len(done_rows), "trials_after": len(table), "commit": commit, "tracking": tracking,
+            **fingerprint()})
     finally:
         sweep.store.unlock()
     return sweep.store.run_dir
@@ -72,6 +78,7 @@ def prepare(cfg: SweepConfig) -> Sweep:
     designs = designs[:SMOKE["designs"]] if cfg.smoke else designs
     base = trial_base(cfg)
     try:
+        check_device(base, local=cfg.ray.address is None, plan=cfg.plan)
         size = check_dataset(base)                  # first: a design's head needs the dataset's classes
         check_designs(base, designs)
     except PreflightError as error:
@@ -96,20 +103,23 @@ def write_config(sweep: Sweep) -> None:
     write_atomic(sweep.store.run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(sweep.cfg)))
 
 
-def train(sweep: Sweep, done_rows: List[ResultRow]) -> None:
-    """Every pending trial under Ray Tune, a row written by the driver as each ends."""
+def train(sweep: Sweep, done_rows: List[ResultRow]) -> Dict[str, str]:
+    """Every pending trial under Ray Tune, a row written by the driver as each ends; returns where each tracker
+    (tracking=...) put its runs, by name."""
     import ray
     from ray import tune
 
     from .callbacks import RowWriter, StopOnFailure
     from .search import grid_plan, optuna_plan
+    from .tracking import logger_callbacks, make_trackers, trial_name, tune_environment
     from .trial import run_trial
     cfg = sweep.cfg
     grid = cfg.search.algo == "grid"
     plan = (grid_plan(cfg, sweep.space, sweep.designs, done_rows) if grid
             else optuna_plan(cfg, sweep.space, sweep.designs, done_rows, sweep.store.run_dir))
     if plan.param_space is None or plan.num_samples == 0:
-        return
+        return {}
+    trackers = make_trackers(sweep)
     ray.init(address=cfg.ray.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     trainable = tune.with_parameters(run_trial, base=trial_base(cfg), budget=dataclasses.asdict(cfg.budget))
     trainable = tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial,
@@ -120,12 +130,16 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> None:
     # reuse_actors: one worker process serves trial after trial, instead of importing torch for each.
     tuner = tune.Tuner(trainable, param_space=plan.param_space,
                        tune_config=tune.TuneConfig(search_alg=plan.search_alg, scheduler=plan.scheduler,
-                                                   num_samples=plan.num_samples, reuse_actors=True),
+                                                   num_samples=plan.num_samples, reuse_actors=True,
+                                                   trial_name_creator=trial_name, trial_dirname_creator=trial_name),
                        run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
                                                  storage_path=str(sweep.store.run_dir / "ray"), verbose=0,
-                                                 callbacks=[writer], stop=StopOnFailure(writer)))
+                                                 callbacks=[writer, *logger_callbacks(trackers)],
+                                                 stop=StopOnFailure(writer), sync_config=tune.SyncConfig(
+                                                     sync_period=TUNE_SYNC_S)))
     try:
-        tuner.fit()
+        with tune_environment(trackers):
+            tuner.fit()
     finally:
         # The design timed first came out a third slower than its equals while Ray's workers lingered; with Ray
         # shut down (and an untimed first pass) it times like its equals (1106 vs 1073-1094 img/s).
@@ -134,6 +148,7 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> None:
         raise writer.failure
     progress.finish()
     record_correction(cfg, progress.measured, progress.estimated, progress.timed, sweep.name)
+    return {name: tracker.view for name, tracker in trackers.items()}
 
 
 def start_progress(sweep: Sweep, plan, grid: bool) -> Tuple[Progress, dict]:

@@ -1,0 +1,21 @@
+"""Running run_sweep.py as a user does, in a temporary directory: shared by the sweep tests and the smoke-run fixture
+(conftest.py). A helper module, imported by name, like official.py."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sweep(tmp_path, *overrides, timeout=300):
+    env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)        # tracking=mlflow writes into the run directory, as by default
+    return subprocess.run([sys.executable, str(ROOT / "run_sweep.py"), f"runs_dir={tmp_path / 'runs'}", *overrides],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def table(tmp_path, name):
+    return pd.read_parquet(tmp_path / "runs" / name / "results.parquet")
