@@ -67,6 +67,7 @@ class SweepConfig:
     experiment: Optional[str] = None  # a file in experiments/ that pins space, data, budget and seeds
     name: Optional[str] = None        # run directory runs/<name>; default: the space's name
     seeds: int = 3
+    designs: List[str] = dataclasses.field(default_factory=list)  # only these of the space's designs, by label
     scheduler: str = "auto"           # auto: the space's default (none to reproduce, asha to search)
     resume: bool = False
     smoke: bool = False               # a tiny run for tests: 2 designs, 2 epochs on 256 images, width 8

@@ -153,7 +153,8 @@ def _images_in(folder: Path) -> List[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-IMAGEFOLDER_LAYOUT = "class sub-folders of images (<root>/<class>/<image>, or <root>/train/<class> and <root>/val/<class>)"
+IMAGEFOLDER_LAYOUT = ("class sub-folders of images (<root>/<class>/<image>, or <root>/train/<class> and "
+                      "<root>/val/<class>)")
 
 
 def _class_names(name: str, root: Path) -> List[str]:

@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 from ..results import FAILED, PRIMARY, REJECTED_BUDGET, read_sessions
+from .audit_section import audit_markdown
 from .decisive_section import decisiveness_markdown
 from .figures import pareto_figure, save, spec_ribbons, training_curves
 from .pareto import pareto_mask
@@ -37,7 +38,7 @@ def write_report(run_dir, out=None) -> Path:
     (out / "table.md").write_text(markdown_table(summary) + "\n")
     (out / "table.tex").write_text(latex_table(summary))
     path = out / "report.md"
-    path.write_text(report_markdown(run_dir, frame, summary))
+    path.write_text(report_markdown(run_dir, frame, summary, out))
     return path
 
 
@@ -52,7 +53,7 @@ def _paper_reference(space: str):
     return (known.paper_top1, known.paper_table) if known else (None, "")
 
 
-def report_markdown(run_dir: Path, frame, summary) -> str:
+def report_markdown(run_dir: Path, frame, summary, out: Path) -> str:
     space = str(frame["space"].dropna().iloc[0]) if frame["space"].notna().any() else "?"
     sections = [_header(run_dir, frame, space), *_tracking(run_dir), "## Designs", "",
                 f"Sorted by the mean {PRIMARY.label}, best first (the primary metric; a late mean averages the "
@@ -67,6 +68,7 @@ def report_markdown(run_dir: Path, frame, summary) -> str:
     sections.append(decisiveness_markdown(frame, paper))
     if paper:
         sections.append(reproduction_markdown(reproduction(seeds, paper, table_name)))
+    sections.append(audit_markdown(run_dir, frame, out))
     sections += [_problems(frame), "## Figures", "",
                  "![accuracy vs throughput](pareto_throughput.png)", "", "![accuracy vs MACs](pareto_macs.png)",
                  "", "![accuracy vs params](pareto_params.png)", "", "![spec ribbons](spec_ribbons.png)", "",

@@ -126,3 +126,61 @@ def noise_floor(seeds: Dict[str, np.ndarray], level: float = 0.95) -> Dict[str, 
     n = int(np.median([len(g) for g in groups]))
     floor = stats.norm.ppf(0.5 + level / 2) * pooled * math.sqrt(2 / n)
     return {"pooled_std": pooled, "floor": floor, "seeds": n}
+
+
+def top_k_overlap(low: Dict[str, float], high: Dict[str, float], k: int) -> float:
+    """The share of the k best designs by ``low`` that are also among the k best by ``high`` (ties broken by
+    name, so the answer is fixed)."""
+    def best(scores):
+        return set(sorted(scores, key=lambda name: (-scores[name], name))[:k])
+    return len(best(low) & best(high)) / k
+
+
+def rung_agreement(low: Dict[str, np.ndarray], high: Dict[str, np.ndarray], k: int = 3, n_boot: int = 2000,
+                   seed: int = 0, level: float = 0.95) -> Dict[str, object]:
+    """How far the ranking of designs by their mean over seeds at a cheap rung (``low``) survives at a dearer one
+    (``high``): Kendall tau-b, Spearman rho and the top-k overlap of the means, with percentile intervals when
+    each design's seeds are resampled with replacement at both rungs (independently). Resamples in which either
+    side has no ranking (all means equal) are counted in ``undefined`` and left out."""
+    names = sorted(name for name in low if name in high)
+    low_means = {name: float(np.mean(low[name])) for name in names}
+    high_means = {name: float(np.mean(high[name])) for name in names}
+    point = rank_agreement([low_means[n] for n in names], [high_means[n] for n in names])
+    rng = np.random.default_rng(seed)
+    taus, rhos, overlaps, undefined = [], [], [], 0
+    for _ in range(n_boot):
+        a = {n: rng.choice(low[n], size=len(low[n])).mean() for n in names}
+        b = {n: rng.choice(high[n], size=len(high[n])).mean() for n in names}
+        agreement = rank_agreement([a[n] for n in names], [b[n] for n in names])
+        if math.isnan(agreement["kendall_tau"]):
+            undefined += 1
+            continue
+        taus.append(agreement["kendall_tau"])
+        rhos.append(agreement["spearman_rho"])
+        overlaps.append(top_k_overlap(a, b, k))
+    lo, hi = 50 * (1 - level), 50 * (1 + level)
+
+    def interval(values):
+        return (float(np.percentile(values, lo)), float(np.percentile(values, hi))) if values else (math.nan, math.nan)
+    return {**point, "kendall_tau_interval": interval(taus), "spearman_rho_interval": interval(rhos),
+            "top_k": k, "top_k_overlap": top_k_overlap(low_means, high_means, k),
+            "top_k_overlap_interval": interval(overlaps), "designs": len(names), "undefined": undefined,
+            "n_boot": n_boot}
+
+
+HOLDS_TAU = 0.6    # the NAS literature's reduced-training proxies rank at tau 0.6-0.8 against full training
+
+
+def rung_verdict(tau: float, interval, low: str, high: str) -> str:
+    """The audit's answer in words: the ranking holds (tau at least HOLDS_TAU and its interval above 0), holds in
+    part (the interval above 0, tau below HOLDS_TAU), or does not hold."""
+    if math.isnan(tau):
+        return f"cannot say whether the {low} ranking holds at {high}: one of the rungs does not rank the designs"
+    if interval[0] > 0 and tau >= HOLDS_TAU:
+        return (f"the {low} proxy ranking holds at {high} (tau {tau:.2f}, at least {HOLDS_TAU}, with its interval "
+                f"above 0)")
+    if interval[0] > 0:
+        return (f"the {low} proxy ranking holds only in part at {high}: tau {tau:.2f} is above 0 with 95% confidence "
+                f"but below {HOLDS_TAU}, the low end of what reduced-training proxies reach")
+    return (f"the {low} proxy ranking does not hold at {high}: tau {tau:.2f}, and its 95% interval "
+            f"[{interval[0]:.2f}, {interval[1]:.2f}] includes 0")

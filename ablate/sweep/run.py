@@ -75,6 +75,7 @@ def prepare(cfg: SweepConfig) -> Sweep:
         designs = space.designs(cfg)
     except ValueError as error:                     # a SpecError, or a pattern the spec cannot take
         raise SweepError(f"model.spec={cfg.model.spec!r}: {error}") from None
+    designs = _chosen(designs, cfg.designs)
     designs = designs[:SMOKE["designs"]] if cfg.smoke else designs
     base = trial_base(cfg)
     try:
@@ -85,6 +86,17 @@ def prepare(cfg: SweepConfig) -> Sweep:
         raise SweepError(str(error)) from None
     run_dir = (Path(cfg.runs_dir) / (cfg.name or cfg.space)).resolve()
     return Sweep(cfg, space, designs, size, RunStore(run_dir))
+
+
+def _chosen(designs: list, labels: List[str]) -> list:
+    """The designs named by ``designs=`` (their labels), in the space's order; all of them when none is named."""
+    if not labels:
+        return designs
+    known = [d.pattern for d in designs]
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise SweepError(f"designs: {', '.join(map(repr, unknown))} not in the space; valid: {', '.join(known)}")
+    return [d for d in designs if d.pattern in labels]
 
 
 def resumable_rows(sweep: Sweep) -> List[ResultRow]:

@@ -1,0 +1,167 @@
+"""Proxy audit: does a finished sweep's ranking survive a bigger budget?
+
+    python -m ablate.audit runs/<name> [rung=epochs] [scale=2] [designs=5] [seeds=3]
+
+Re-trains a stratified subset of the sweep's designs (evenly spaced in its ranking, so the best, the middle and
+the worst, plus the space's default design) at a higher fidelity rung, as a sweep of its own in
+runs/<name>/audit/<rung>x<scale>/ (resumable: run the same command again to finish it). Then it rewrites the
+run's report, whose "Proxy audit" section compares the rungs on the same seeds (ablate/report/audit_section.py).
+"""
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import numpy as np
+
+from .config import ConfigError, SweepConfig
+from .data import SYNTHETIC_SIZES, is_generated
+from .files import write_atomic
+from .report.audit_section import AUDIT_DIR, AUDIT_FILE
+from .spec import parse_spec
+
+
+
+class AuditError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Rung:
+    """A higher-fidelity rung: what it changes, as key -> new value, for a scale."""
+    description: str
+    changes: Callable[[SweepConfig, float], Dict[str, object]]
+
+
+def _n_train(cfg: SweepConfig) -> int:
+    if not is_generated(cfg.data.name) and "n_train" not in cfg.data.options:
+        raise AuditError(f"rung=data scales data.options.n_train, and {cfg.data.name!r} trains on its whole set; "
+                         f"use rung=epochs or rung=width")
+    return int(cfg.data.options.get("n_train", SYNTHETIC_SIZES["n_train"]))
+
+
+def _epochs(cfg, scale):
+    return {"trainer.epochs": max(1, round(cfg.trainer.epochs * scale))}
+
+
+def _data(cfg, scale):
+    return {"data.options.n_train": round(_n_train(cfg) * scale)}
+
+
+def _width(cfg, scale):
+    return {"model.dim": round(cfg.model.dim * scale), "model.in_dim": round(cfg.model.in_dim * scale)}
+
+
+# The rungs, in one place. Resolution is not one: it changes the token counts, which is what placement is about
+# (resolutions= is its own sweep dimension).
+RUNGS: Dict[str, Rung] = {
+    "epochs": Rung("more epochs on the same images", _epochs),
+    "data": Rung("more training images, the same epochs", _data),
+    "budget": Rung("more epochs and more training images", lambda cfg, s: {**_epochs(cfg, s), **_data(cfg, s)}),
+    "width": Rung("a wider model (dim and in_dim)", _width),
+}
+
+
+def load_run_config(run_dir: Path) -> SweepConfig:
+    """The sweep's config as it ran (smoke's settings already applied)."""
+    from omegaconf import OmegaConf
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise AuditError(f"{run_dir} is not a finished sweep: {path} is missing")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SweepConfig), OmegaConf.load(path)))
+
+
+def stratified(ranked: List[str], count: int, default: str = None) -> List[str]:
+    """``count`` designs evenly spaced in the ranking (best and worst included), and the default design."""
+    if count < 2:
+        raise AuditError(f"designs={count}: an audit ranks at least 2 designs")
+    picks = sorted(set(np.linspace(0, len(ranked) - 1, min(count, len(ranked))).round().astype(int)))
+    chosen = [ranked[i] for i in picks]
+    if default in ranked and default not in chosen:
+        chosen.append(default)
+    return chosen
+
+
+def _ranked_designs(run_dir: Path, cfg: SweepConfig) -> (List[str], str):
+    from .report.table import design_summary, load_results
+    frame = load_results(run_dir)
+    summary = design_summary(frame)
+    ranked = [d for d, mean in zip(summary["design"], summary["mean"]) if not math.isnan(mean)]
+    base = parse_spec(cfg.model.spec).canonical
+    default = next((label for label, spec in zip(summary["design"], summary["spec"]) if spec == base), None)
+    return ranked, default
+
+
+def audit_config(cfg: SweepConfig, run_dir: Path, rung: str, scale: float, designs: List[str], seeds: int
+                 ) -> (SweepConfig, Dict[str, list]):
+    """The audit's sweep config, and each change as key -> [old, new]."""
+    from omegaconf import OmegaConf
+    if rung not in RUNGS:
+        raise AuditError(f"rung={rung!r} is not a rung; valid: {', '.join(RUNGS)}")
+    if not scale > 1:
+        raise AuditError(f"scale={scale}: a higher-fidelity rung needs scale > 1")
+    changes = RUNGS[rung].changes(cfg, scale)
+    audit = OmegaConf.structured(cfg)
+    old = {key: OmegaConf.select(audit, key) for key in changes}
+    for key, value in changes.items():
+        OmegaConf.update(audit, key, value, force_add=True)
+    settings = {"runs_dir": str(run_dir / AUDIT_DIR), "name": f"{rung}x{scale:g}", "designs": designs,
+                "seeds": seeds, "smoke": False, "plan": False, "resume": True, "experiment": None,
+                "search.algo": "grid", "space": cfg.space}
+    for key, value in settings.items():
+        OmegaConf.update(audit, key, value, force_add=True)
+    return OmegaConf.to_object(audit), {key: [old[key], value] for key, value in changes.items()}
+
+
+def run_audit(run_dir, rung: str = "epochs", scale: float = 2.0, designs: int = 5, seeds: int = 3,
+              command: str = "") -> Path:
+    """Train the audit's sweep and rewrite the run's report; returns the audit's run directory."""
+    from .report import write_report
+    from .sweep import run_sweep
+    run_dir = Path(run_dir).resolve()
+    cfg = load_run_config(run_dir)
+    ranked, default = _ranked_designs(run_dir, cfg)
+    chosen = stratified(ranked, designs, default)
+    audit, changes = audit_config(cfg, run_dir, rung, scale, chosen, min(seeds, cfg.seeds))
+    audit_dir = run_sweep(audit, command=command)
+    record = {"rung": rung, "scale": scale, "description": RUNGS[rung].description, "changes": changes,
+              "designs": chosen, "seeds": audit.seeds, "command": command}
+    write_atomic(audit_dir / AUDIT_FILE, json.dumps(record, indent=1))
+    write_report(run_dir)
+    return audit_dir
+
+
+def parse(argv: List[str]) -> (str, dict):
+    if not argv or "=" in argv[0]:
+        raise AuditError(f"usage: {__doc__.strip().splitlines()[2].strip()}")
+    types = {"rung": str, "scale": float, "designs": int, "seeds": int}
+    options = {}
+    for item in argv[1:]:
+        key, _, value = item.partition("=")
+        if key not in types or not value:
+            raise AuditError(f"{item!r}: valid keys are {', '.join(f'{k}=' for k in types)}")
+        try:
+            options[key] = types[key](value)
+        except ValueError:
+            raise AuditError(f"{key}={value!r} is not a {types[key].__name__}") from None
+    return argv[0], options
+
+
+def main(argv=None) -> int:
+    import search_spaces  # noqa: F401  (the spaces the run's config names)
+    from .sweep import SweepError
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        run_dir, options = parse(argv)
+        audit_dir = run_audit(run_dir, command=" ".join(["python -m ablate.audit", *argv]), **options)
+    except (AuditError, ConfigError, SweepError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"audit: {audit_dir}\nreport: {Path(run_dir) / 'report' / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The report's "Proxy audit" section: each audit of the run (python -m ablate.audit) against the run itself.
+
+An audit is a sweep in runs/<name>/audit/<rung>x<scale>/ with an audit.json saying what it changed. It is
+compared with the run on the designs and seeds both trained: rank agreement of the designs' means (Kendall tau,
+Spearman rho, top-k overlap) with bootstrap intervals over seeds, each design's rank at each rung, a rank-vs-rank
+figure and the verdict in words.
+"""
+import json
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from ..results import PRIMARY, read_sessions
+from .figures import plt, save
+from .stats import rung_agreement, rung_verdict
+from .table import load_results, seed_scores
+
+AUDIT_DIR, AUDIT_FILE = "audit", "audit.json"
+
+
+def find_audits(run_dir: Path) -> List[Path]:
+    return sorted(path.parent for path in (run_dir / AUDIT_DIR).glob(f"*/{AUDIT_FILE}"))
+
+
+def paired_scores(base: Dict[str, object], audit: Dict[str, object]) -> (Dict[str, np.ndarray], Dict[str, np.ndarray]):
+    """Each design both rungs trained, on the seeds both trained: {design: per-seed scores} at each rung."""
+    low, high = {}, {}
+    for design in sorted(set(base) & set(audit)):
+        seeds = sorted(set(base[design].index) & set(audit[design].index))
+        if seeds:
+            low[design] = base[design].loc[seeds].to_numpy(float)
+            high[design] = audit[design].loc[seeds].to_numpy(float)
+    return low, high
+
+
+def ranks(scores: Dict[str, np.ndarray]) -> Dict[str, int]:
+    """1 for the best mean; ties broken by name."""
+    order = sorted(scores, key=lambda d: (-float(np.mean(scores[d])), d))
+    return {design: i + 1 for i, design in enumerate(order)}
+
+
+def rank_figure(low_ranks: Dict[str, int], high_ranks: Dict[str, int], low: str, high: str):
+    figure, ax = plt.subplots(figsize=(5, 5))
+    n = len(low_ranks)
+    ax.plot([1, n], [1, n], color="0.7", linestyle="--", linewidth=1, label="same rank")
+    for design, rank in low_ranks.items():
+        ax.scatter(rank, high_ranks[design], color="tab:blue", zorder=3)
+        ax.annotate(design, (rank, high_ranks[design]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set(xlabel=f"rank at {low} (1 = best)", ylabel=f"rank at {high}", xlim=(n + 0.5, 0.5), ylim=(n + 0.5, 0.5),
+           title=f"{PRIMARY.label}: rank at {low} vs {high}")
+    ax.legend(loc="lower right", fontsize=7)
+    return figure
+
+
+def audit_markdown(run_dir: Path, frame, out: Path) -> str:
+    """The section, or "" when the run has no audit."""
+    audits = find_audits(run_dir)
+    if not audits:
+        return ""
+    base = seed_scores(frame)
+    parts = ["## Proxy audit", "",
+             f"Does the ranking by {PRIMARY.label} survive a bigger budget? Each audit re-trained a stratified "
+             "subset of the designs (evenly spaced in this run's ranking, and the default design) at a higher "
+             "rung, on the same seeds. Intervals: 95% percentile bootstrap, each design's seeds resampled at both "
+             "rungs.", ""]
+    for audit_dir in audits:
+        parts.append(_one_audit(audit_dir, base, out))
+    return "\n".join(parts)
+
+
+def _one_audit(audit_dir: Path, base: dict, out: Path) -> str:
+    record = json.loads((audit_dir / AUDIT_FILE).read_text())
+    high_name = f"{record['scale']:g}x {record['rung']}"
+    low, high = paired_scores(base, seed_scores(load_results(audit_dir)))
+    if len(low) < 2:
+        return f"### {high_name}\n\nFewer than two designs trained at both rungs: nothing to rank.\n"
+    stats = rung_agreement(low, high, k=min(3, len(low) - 1))
+    low_ranks, high_ranks = ranks(low), ranks(high)
+    stem = f"audit_{audit_dir.name}"
+    save(rank_figure(low_ranks, high_ranks, "1x", high_name), out / stem)
+    changes = ", ".join(f"`{key}` {old} -> {new}" for key, (old, new) in record["changes"].items())
+    cost = sum(session["wall_s"] for session in read_sessions(audit_dir)) / 60
+    seeds = sorted({len(v) for v in low.values()})
+    rows = [f"| {d} | {np.mean(low[d]):.3f} | {low_ranks[d]} | {np.mean(high[d]):.3f} | {high_ranks[d]} |"
+            for d in sorted(low, key=low_ranks.get)]
+    tau, rho = stats["kendall_tau"], stats["spearman_rho"]
+    t_low, t_high = stats["kendall_tau_interval"]
+    r_low, r_high = stats["spearman_rho_interval"]
+    o_low, o_high = stats["top_k_overlap_interval"]
+    return "\n".join([
+        f"### {high_name}: {record['description']}", "",
+        f"- Changed: {changes}; {len(low)} designs x {'/'.join(map(str, seeds))} seeds; the audit took "
+        f"{cost:.1f} min (`{record.get('command') or 'python -m ablate.audit'}`), in `{audit_dir.name}/`.",
+        f"- Kendall tau {tau:.2f} [{t_low:.2f}, {t_high:.2f}]; Spearman rho {rho:.2f} [{r_low:.2f}, {r_high:.2f}]; "
+        f"top-{stats['top_k']} overlap {stats['top_k_overlap']:.2f} [{o_low:.2f}, {o_high:.2f}] "
+        f"({stats['undefined']} of {stats['n_boot']} resamples ranked nothing).",
+        f"- Verdict: {rung_verdict(tau, (t_low, t_high), '1x', high_name)}.", "",
+        f"| design | 1x mean | 1x rank | {high_name} mean | {high_name} rank |", "|---|---|---|---|---|", *rows, "",
+        f"![rank at 1x vs {high_name}]({stem}.png)", ""])

@@ -1,0 +1,122 @@
+"""The proxy audit: its statistics on hand-made tables with known answers, its rungs and choice of designs, and the
+command on a copy of a real smoke run."""
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ablate.audit import AuditError, audit_config, load_run_config, stratified
+from ablate.report.stats import HOLDS_TAU, rung_agreement, rung_verdict, top_k_overlap
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def constant(table):
+    """{design: three identical seeds}: the bootstrap can only return the point values."""
+    return {name: np.full(3, value) for name, value in table.items()}
+
+
+def test_top_k_overlap_counts_shared_designs():
+    low = {"a": 3, "b": 2, "c": 1, "d": 0}
+    assert top_k_overlap(low, {"a": 3, "b": 0, "c": 2, "d": 1}, k=2) == 0.5        # {a, b} against {a, c}
+    assert top_k_overlap(low, {"a": 0, "b": 1, "c": 2, "d": 3}, k=2) == 0.0
+    assert top_k_overlap(low, low, k=3) == 1.0
+
+
+def test_rung_agreement_on_a_known_swap():
+    """a > b > c > d at 1x, a > b > d > c at 2x: one discordant pair of six, so tau = (5 - 1) / 6 and
+    rho = 1 - 6 * (1 + 1) / (4 * 15) = 0.8; constant seeds make every interval the point."""
+    stats = rung_agreement(constant({"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.3}),
+                           constant({"a": 0.8, "b": 0.6, "c": 0.2, "d": 0.4}), k=2, n_boot=200)
+    assert stats["kendall_tau"] == pytest.approx(4 / 6) and stats["spearman_rho"] == pytest.approx(0.8)
+    assert stats["kendall_tau_interval"] == pytest.approx((4 / 6, 4 / 6))
+    assert stats["top_k_overlap"] == 1.0 and stats["designs"] == 4 and stats["undefined"] == 0
+
+
+def test_rung_agreement_intervals_follow_the_seed_noise():
+    rng = np.random.default_rng(0)
+    means = {"a": 0.8, "b": 0.6, "c": 0.4, "d": 0.2, "e": 0.0}
+    sharp = {n: m + rng.normal(0, 0.01, 5) for n, m in means.items()}
+    again = {n: m + rng.normal(0, 0.01, 5) for n, m in means.items()}
+    stats = rung_agreement(sharp, again)
+    assert stats["kendall_tau"] == pytest.approx(1)
+    assert stats["kendall_tau_interval"][0] == pytest.approx(1)                       # never reordered
+    noise = {n: rng.normal(0, 0.1, 5) for n in means}                                # no design effect at all
+    stats = rung_agreement(sharp, noise)
+    low, high = stats["kendall_tau_interval"]
+    assert low < 0 < high
+
+
+def test_a_rung_without_a_ranking_is_undefined():
+    stats = rung_agreement(constant({"a": 0.5, "b": 0.5}), constant({"a": 0.9, "b": 0.1}), k=1, n_boot=50)
+    assert math.isnan(stats["kendall_tau"]) and stats["undefined"] == 50
+    assert "cannot say" in rung_verdict(stats["kendall_tau"], stats["kendall_tau_interval"], "1x", "2x epochs")
+
+
+def test_verdict_thresholds():
+    assert "holds at 2x" in rung_verdict(HOLDS_TAU, (0.1, 0.9), "1x", "2x")
+    assert "holds only in part" in rung_verdict(0.4, (0.05, 0.7), "1x", "2x")
+    assert "does not hold" in rung_verdict(0.8, (-0.1, 1.0), "1x", "2x")
+
+
+def test_stratified_choice_spans_the_ranking_and_adds_the_default():
+    ranked = [f"d{i}" for i in range(10)]
+    assert stratified(ranked, 5) == ["d0", "d2", "d4", "d7", "d9"]                   # round half to even: 4.5 -> 4
+    assert stratified(ranked, 3, default="d3") == ["d0", "d4", "d9", "d3"]
+    assert stratified(ranked[:3], 5) == ranked[:3]
+    with pytest.raises(AuditError, match="designs=1: an audit ranks at least 2 designs"):
+        stratified(ranked, 1)
+
+
+def _config(tmp_path, name="fractal", options="{n_train: 1000}"):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"space: placement\nseeds: 3\ndata:\n  name: {name}\n  options: {options}\n"
+                                     f"trainer:\n  epochs: 3\nsmoke: true\n")
+    return run, load_run_config(run)
+
+
+def test_rungs_change_what_they_say(tmp_path):
+    run, cfg = _config(tmp_path)
+    audit, changes = audit_config(cfg, run, "budget", 2, ["all Mamba"], 2)
+    assert changes == {"trainer.epochs": [3, 6], "data.options.n_train": [1000, 2000]}
+    assert audit.trainer.epochs == 6 and audit.data.options["n_train"] == 2000 and not audit.smoke
+    assert audit.designs == ["all Mamba"] and audit.seeds == 2 and audit.runs_dir == str(run / "audit")
+    assert audit.name == "budgetx2" and audit.resume
+    assert audit_config(cfg, run, "width", 1.5, ["all Mamba"], 1)[1] == {"model.dim": [16, 24],
+                                                                         "model.in_dim": [16, 24]}
+    with pytest.raises(AuditError, match="rung='depth' is not a rung; valid: epochs, data, budget, width"):
+        audit_config(cfg, run, "depth", 2, [], 1)
+    with pytest.raises(AuditError, match="scale=1: a higher-fidelity rung needs scale > 1"):
+        audit_config(cfg, run, "epochs", 1, [], 1)
+
+
+def test_the_data_rung_needs_a_size_to_scale(tmp_path):
+    run, cfg = _config(tmp_path, name="cifar10", options="{}")
+    with pytest.raises(AuditError, match="rung=data scales data.options.n_train, and 'cifar10' trains on its whole"):
+        audit_config(cfg, run, "data", 2, [], 1)
+
+
+def test_audit_command_on_a_smoke_run_writes_the_report_section(smoke_run, tmp_path):
+    assert smoke_run.done.returncode == 0, smoke_run.done.stderr[-2000:]
+    run_dir = tmp_path / "s"
+    shutil.copytree(smoke_run.run_dir, run_dir, ignore=shutil.ignore_patterns("ray", "report", "mlflow.db"))
+    env = {**os.environ, "ABLATE_CACHE": str(smoke_run.tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([sys.executable, "-m", "ablate.audit", str(run_dir), "scale=2", "designs=2", "seeds=1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    audit_dir = run_dir / "audit" / "epochsx2"
+    assert len(list((audit_dir / "trials").glob("*.json"))) == 2                     # 2 designs x 1 seed
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "## Proxy audit" in report and "### 2x epochs: more epochs on the same images" in report
+    assert "`trainer.epochs` 2 -> 4" in report and "Verdict: " in report
+    assert (run_dir / "report" / "audit_epochsx2.png").is_file()
+    bad = subprocess.run([sys.executable, "-m", "ablate.audit", str(run_dir), "rung=depth"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "rung='depth' is not a rung" in bad.stderr
