@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 from ..results import FAILED, PRIMARY, REJECTED_BUDGET, read_sessions
+from .attribution import attribution_markdown
 from .audit_section import audit_markdown
 from .decisive_section import decisiveness_markdown
 from .figures import pareto_figure, save, spec_ribbons, training_curves
@@ -69,6 +70,7 @@ def report_markdown(run_dir: Path, frame, summary, out: Path) -> str:
     if paper:
         sections.append(reproduction_markdown(reproduction(seeds, paper, table_name)))
     sections.append(audit_markdown(run_dir, frame, out))
+    sections.append(attribution_markdown(frame, out))
     sections += [_problems(frame), "## Figures", "",
                  "![accuracy vs throughput](pareto_throughput.png)", "", "![accuracy vs MACs](pareto_macs.png)",
                  "", "![accuracy vs params](pareto_params.png)", "", "![spec ribbons](spec_ribbons.png)", "",
