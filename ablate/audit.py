@@ -88,7 +88,7 @@ def _ranked_designs(run_dir: Path, cfg: SweepConfig) -> (List[str], str):
     from .report.table import design_summary, load_results
     frame = load_results(run_dir)
     summary = design_summary(frame)
-    ranked = [d for d, mean in zip(summary["design"], summary["mean"]) if not math.isnan(mean)]
+    ranked = [d for d, mean in zip(summary["design"], summary["metric_mean"]) if not math.isnan(mean)]
     base = parse_spec(cfg.model.spec).canonical
     default = next((label for label, spec in zip(summary["design"], summary["spec"]) if spec == base), None)
     return ranked, default

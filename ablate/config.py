@@ -68,6 +68,9 @@ class SweepConfig:
     name: Optional[str] = None        # run directory runs/<name>; default: the space's name
     seeds: int = 3
     designs: List[str] = dataclasses.field(default_factory=list)  # only these of the space's designs, by label
+    # image sizes to sweep the same designs at (one sub-sweep each, stage 3-4 windows as large as their maps);
+    # empty: data.image_size alone
+    resolutions: List[int] = dataclasses.field(default_factory=list)
     scheduler: str = "auto"           # auto: the space's default (none to reproduce, asha to search)
     resume: bool = False
     smoke: bool = False               # a tiny run for tests: 2 designs, 2 epochs on 256 images, width 8
@@ -171,6 +174,12 @@ def _validate(cfg: SweepConfig):
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    step = 8 * cfg.model.stem_stride            # stage 4's map must come out whole
+    bad = [size for size in cfg.resolutions if size < step or size % step]
+    if bad:
+        raise ConfigError(f"resolutions={cfg.resolutions}: {bad} not a multiple of {step} (8 x model.stem_stride="
+                          f"{cfg.model.stem_stride}, so stages 3 and 4 get whole maps); e.g. "
+                          f"{', '.join(str(step * k) for k in range(max(1, 32 // step), max(1, 32 // step) + 4))}")
     _validate_tracking(cfg.tracking)
     if cfg.search.algo in ("tpe", "nsga2") and not space.searchable:
         raise ConfigError(f"search.algo={cfg.search.algo} needs a searchable space; {cfg.space!r} is a fixed grid "

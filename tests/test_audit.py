@@ -62,6 +62,7 @@ def test_verdict_thresholds():
     assert "holds at 2x" in rung_verdict(HOLDS_TAU, (0.1, 0.9), "1x", "2x")
     assert "holds only in part" in rung_verdict(0.4, (0.05, 0.7), "1x", "2x")
     assert "does not hold" in rung_verdict(0.8, (-0.1, 1.0), "1x", "2x")
+    assert "is reversed at 2x" in rung_verdict(-1.0, (-1.0, -0.4), "1x", "2x")
 
 
 def test_stratified_choice_spans_the_ranking_and_adds_the_default():

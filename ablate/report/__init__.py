@@ -11,6 +11,7 @@ from .decisive_section import decisiveness_markdown
 from .figures import pareto_figure, save, spec_ribbons, training_curves
 from .pareto import pareto_mask
 from .reproduction import reproduction, reproduction_markdown
+from .tokens import sub_runs, tokens_markdown
 from .table import ReportError, design_labels, design_summary, latex_table, load_results, markdown_table, \
     seed_scores
 
@@ -22,6 +23,8 @@ FRONTS = {"throughput": ("throughput", "max"), "macs": ("macs_total", "min"), "p
 def write_report(run_dir, out=None) -> Path:
     """Write the report of runs/<name> into out (default runs/<name>/report); returns report.md's path."""
     run_dir = Path(run_dir)
+    if sub_runs(run_dir) and not (run_dir / "results.parquet").is_file():
+        return _write_tokens_report(run_dir, out)
     frame = load_results(run_dir)
     if frame.empty:
         raise ReportError(f"the results table of {run_dir} has no rows")
@@ -40,6 +43,21 @@ def write_report(run_dir, out=None) -> Path:
     (out / "table.tex").write_text(latex_table(summary))
     path = out / "report.md"
     path.write_text(report_markdown(run_dir, frame, summary, out))
+    return path
+
+
+def _write_tokens_report(run_dir: Path, out) -> Path:
+    """A resolutions= run: each size's own report, then the comparison across token counts."""
+    from omegaconf import OmegaConf
+    for run in sub_runs(run_dir):
+        write_report(run)
+    out = Path(out) if out else run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    stem_stride = int(OmegaConf.load(sub_runs(run_dir)[0] / "config.yaml").model.stem_stride)
+    text, table = tokens_markdown(run_dir, out, stem_stride)
+    (out / "table.md").write_text(table + "\n")
+    path = out / "report.md"
+    path.write_text(text)
     return path
 
 

@@ -173,7 +173,7 @@ HOLDS_TAU = 0.6    # the NAS literature's reduced-training proxies rank at tau 0
 
 def rung_verdict(tau: float, interval, low: str, high: str) -> str:
     """The audit's answer in words: the ranking holds (tau at least HOLDS_TAU and its interval above 0), holds in
-    part (the interval above 0, tau below HOLDS_TAU), or does not hold."""
+    part (the interval above 0, tau below HOLDS_TAU), is reversed (the interval below 0), or does not hold."""
     if math.isnan(tau):
         return f"cannot say whether the {low} ranking holds at {high}: one of the rungs does not rank the designs"
     if interval[0] > 0 and tau >= HOLDS_TAU:
@@ -182,5 +182,8 @@ def rung_verdict(tau: float, interval, low: str, high: str) -> str:
     if interval[0] > 0:
         return (f"the {low} proxy ranking holds only in part at {high}: tau {tau:.2f} is above 0 with 95% confidence "
                 f"but below {HOLDS_TAU}, the low end of what reduced-training proxies reach")
+    if interval[1] < 0:
+        return (f"the {low} proxy ranking is reversed at {high}: tau {tau:.2f}, its 95% interval "
+                f"[{interval[0]:.2f}, {interval[1]:.2f}] below 0")
     return (f"the {low} proxy ranking does not hold at {high}: tau {tau:.2f}, and its 95% interval "
             f"[{interval[0]:.2f}, {interval[1]:.2f}] includes 0")

@@ -14,6 +14,7 @@ from ..progress import Progress
 from ..results import ResultRow, architecture_id, fingerprint, log_session, write_table
 from ..space import Design, Space, get_space
 from .planning import design_estimates, plan_markdown
+from .resolutions import run_resolutions
 from .store import RunStore, SweepError
 from .throughput import measure_throughput
 from .trial import trial_base
@@ -40,7 +41,9 @@ class Sweep:
 
 def run_sweep(cfg: SweepConfig, command: str = "") -> Optional[Path]:
     """Train every pending trial, measure throughput and write the results table; returns the run directory
-    (None for plan=true, which prints the plan and trains nothing)."""
+    (None for plan=true, which prints the plan and trains nothing). With resolutions=, one sub-sweep per size."""
+    if cfg.resolutions:
+        return run_resolutions(cfg, command, run_sweep)
     sweep = prepare(cfg)
     if cfg.plan:
         print(plan_markdown(sweep.cfg, sweep.designs, sweep.size, sweep.store.rows(), sweep.store.run_dir))

@@ -1,0 +1,100 @@
+"""The report of a resolutions= sweep: one front per token count, and whether the ranking of the designs changes
+with the number of tokens stage 3 mixes.
+
+Each size is a sub-sweep in runs/<name>/resolutions/<size>px/ with its own full report. This report compares
+them: per size, stage 3's token count, how decisive the size is (the design effect's F test with seeds as blocks),
+the best design and the front of accuracy against img/s measured at that size; across sizes, the rank agreement
+of the designs (Kendall tau, Spearman rho, top-k overlap, bootstrap intervals over seeds) and its verdict.
+"""
+import itertools
+from pathlib import Path
+from typing import List
+
+import numpy as np
+
+from ..results import PRIMARY
+from .decisive import complete_blocks, design_anova
+from .decisive_section import metric_table
+from .figures import SEED_COLOURS, plt, save
+from .pareto import pareto_mask
+from .stats import rung_agreement, rung_verdict
+from .table import design_summary, fmt, load_results, seed_scores
+
+RESOLUTIONS_DIR = "resolutions"
+DIRECTIONS = ["max", "max" if PRIMARY.higher_is_better else "min"]      # img/s, the primary metric
+
+
+def sub_runs(run_dir: Path) -> List[Path]:
+    """The sizes' run directories, smallest image first."""
+    found = [p for p in (run_dir / RESOLUTIONS_DIR).glob("*px") if (p / "results.parquet").is_file()]
+    return sorted(found, key=lambda p: int(p.name[:-2]))
+
+
+def tokens_of(frame, stem_stride: int) -> int:
+    size = int(frame["image_size"].iloc[0])
+    return (size // (4 * stem_stride)) ** 2
+
+
+def fronts_figure(summaries: dict):
+    """Accuracy against img/s, one colour per token count, each size's front drawn as a line."""
+    figure, ax = plt.subplots(figsize=(7, 5))
+    for colour, (label, summary) in zip(SEED_COLOURS, summaries.items()):
+        x, y = summary["throughput"].to_numpy(float), summary["metric_mean"].to_numpy(float)
+        ax.scatter(x, y, color=colour, label=label, alpha=0.8)
+        front = pareto_mask(np.column_stack([x, y]), DIRECTIONS)
+        order = np.argsort(x[front])
+        ax.plot(x[front][order], y[front][order], color=colour, linewidth=1.5)
+    ax.set(xlabel="img/s at that size (this machine)", ylabel=PRIMARY.label, xscale="log",
+           title="one front per token count")
+    ax.legend(fontsize=8)
+    return figure
+
+
+def tokens_markdown(run_dir: Path, out: Path, stem_stride: int = 1) -> (str, str):
+    """The report's text and its design-by-size table."""
+    runs = sub_runs(run_dir)
+    frames = {run.name: load_results(run) for run in runs}
+    labels = {name: f"{name} ({tokens_of(frame, stem_stride)} tokens in stage 3)" for name, frame in frames.items()}
+    summaries = {labels[name]: design_summary(frame) for name, frame in frames.items()}
+    save(fronts_figure(summaries), out / "fronts_by_tokens")
+    rows = []
+    for name, frame in frames.items():
+        summary = summaries[labels[name]]
+        anova = design_anova(complete_blocks(metric_table(frame, PRIMARY.column)))
+        front = summary[pareto_mask(summary[["throughput", "metric_mean"]].to_numpy(float), DIRECTIONS)]
+        rows.append(f"| {labels[name]} | {summary['design'].iloc[0]} ({summary['metric_mean'].iloc[0]:.3f}) | "
+                    f"{fmt(anova['p'], '.2g')} | {', '.join(front['design'])} |")
+    parts = [f"# Report: {run_dir.name}, one sweep at {len(runs)} token counts", "",
+             "Each size is a sweep of its own with its full report (`resolutions/<size>px/report/report.md`); "
+             "stages 3 and 4 use windows as large as their maps, so attention and the scan stay global and only "
+             "the number of tokens changes.", "",
+             f"| size | best design ({PRIMARY.label}) | design effect p (seeds as blocks) | front (accuracy vs img/s) |",
+             "|---|---|---|---|", *rows, "", "![fronts by token count](fronts_by_tokens.png)", "",
+             "## Does the ranking change with the number of tokens?", "",
+             "Rank agreement of the designs' means between two sizes, on the seeds both trained; 95% bootstrap "
+             "intervals, each design's seeds resampled at both sizes.", ""]
+    scores = {name: seed_scores(frame) for name, frame in frames.items()}
+    for low, high in itertools.combinations(frames, 2):
+        stats = rung_agreement(scores[low], scores[high], k=min(3, len(scores[low]) - 1))
+        tau, interval = stats["kendall_tau"], stats["kendall_tau_interval"]
+        verdict = rung_verdict(tau, interval, labels[low], labels[high]).replace("proxy ranking", "ranking")
+        parts.append(f"- {labels[low]} -> {labels[high]}: Kendall tau {tau:.2f} [{interval[0]:.2f}, "
+                     f"{interval[1]:.2f}], Spearman rho {stats['spearman_rho']:.2f}, top-{stats['top_k']} overlap "
+                     f"{stats['top_k_overlap']:.2f}. {verdict[0].upper()}{verdict[1:]}.")
+    table = _rank_table(summaries)
+    return "\n".join(parts + ["", "Each design's mean and rank at each size:", "", table, ""]), table
+
+
+def _rank_table(summaries: dict) -> str:
+    names = list(summaries)
+    designs = list(summaries[names[0]]["design"])
+    head = "| design | " + " | ".join(names) + " |"
+    lines = [head, "|---|" + "---|" * len(names)]
+    for design in designs:
+        cells = []
+        for name in names:
+            summary = summaries[name].reset_index(drop=True)
+            match = summary.index[summary["design"] == design]
+            cells.append(f"{summary.loc[match[0], 'metric_mean']:.3f} (#{match[0] + 1})" if len(match) else "-")
+        lines.append(f"| {design} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
