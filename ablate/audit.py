@@ -9,10 +9,9 @@ run's report, whose "Proxy audit" section compares the rungs on the same seeds (
 """
 import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -21,7 +20,6 @@ from .data import SYNTHETIC_SIZES, is_generated
 from .files import write_atomic
 from .report.audit_section import AUDIT_DIR, AUDIT_FILE
 from .spec import parse_spec
-
 
 
 class AuditError(ValueError):
@@ -73,7 +71,7 @@ def load_run_config(run_dir: Path) -> SweepConfig:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SweepConfig), OmegaConf.load(path)))
 
 
-def stratified(ranked: List[str], count: int, default: str = None) -> List[str]:
+def stratified(ranked: List[str], count: int, default: Optional[str] = None) -> List[str]:
     """``count`` designs evenly spaced in the ranking (best and worst included), and the default design."""
     if count < 2:
         raise AuditError(f"designs={count}: an audit ranks at least 2 designs")
@@ -84,18 +82,20 @@ def stratified(ranked: List[str], count: int, default: str = None) -> List[str]:
     return chosen
 
 
-def _ranked_designs(run_dir: Path, cfg: SweepConfig) -> (List[str], str):
+def _ranked_designs(run_dir: Path, cfg: SweepConfig) -> Tuple[List[str], Optional[str], Dict[str, str]]:
+    """The run's trained designs best first, the default design's label (the base spec, no knobs), and what to
+    ask the audit's sweep for each: its pattern where that names it alone, else its spec (a searched design)."""
     from .report.table import design_summary, load_results
-    frame = load_results(run_dir)
-    summary = design_summary(frame)
-    ranked = [d for d, mean in zip(summary["design"], summary["metric_mean"]) if not math.isnan(mean)]
+    summary = design_summary(load_results(run_dir))
+    summary = summary[summary["metric_mean"].notna()]
     base = parse_spec(cfg.model.spec).canonical
-    default = next((label for label, spec in zip(summary["design"], summary["spec"]) if spec == base), None)
-    return ranked, default
+    default = next((r.design for r in summary.itertuples() if r.spec == base and r.knobs == "{}"), None)
+    requests = {r.design: r.pattern if r.design == r.pattern else r.spec for r in summary.itertuples()}
+    return list(summary["design"]), default, requests
 
 
 def audit_config(cfg: SweepConfig, run_dir: Path, rung: str, scale: float, designs: List[str], seeds: int
-                 ) -> (SweepConfig, Dict[str, list]):
+                 ) -> Tuple[SweepConfig, Dict[str, list]]:
     """The audit's sweep config, and each change as key -> [old, new]."""
     from omegaconf import OmegaConf
     if rung not in RUNGS:
@@ -105,11 +105,16 @@ def audit_config(cfg: SweepConfig, run_dir: Path, rung: str, scale: float, desig
     changes = RUNGS[rung].changes(cfg, scale)
     audit = OmegaConf.structured(cfg)
     old = {key: OmegaConf.select(audit, key) for key in changes}
+    if all(old[key] == value for key, value in changes.items()):
+        settled = ", ".join(f"{key}={value}" for key, value in changes.items())
+        raise AuditError(f"rung={rung} scale={scale:g} changes nothing here ({settled} after rounding); use a "
+                         f"larger scale")
     for key, value in changes.items():
         OmegaConf.update(audit, key, value, force_add=True)
+    # every audited design trains to the full budget: early stopping would keep the cheap ranking by construction
     settings = {"runs_dir": str(run_dir / AUDIT_DIR), "name": f"{rung}x{scale:g}", "designs": designs,
                 "seeds": seeds, "smoke": False, "plan": False, "resume": True, "experiment": None,
-                "search.algo": "grid", "space": cfg.space}
+                "search.algo": "grid", "scheduler": "none"}
     for key, value in settings.items():
         OmegaConf.update(audit, key, value, force_add=True)
     return OmegaConf.to_object(audit), {key: [old[key], value] for key, value in changes.items()}
@@ -122,9 +127,11 @@ def run_audit(run_dir, rung: str = "epochs", scale: float = 2.0, designs: int = 
     from .sweep import run_sweep
     run_dir = Path(run_dir).resolve()
     cfg = load_run_config(run_dir)
-    ranked, default = _ranked_designs(run_dir, cfg)
+    ranked, default, requests = _ranked_designs(run_dir, cfg)
+    if len(ranked) < 2:
+        raise AuditError(f"{run_dir} has {len(ranked)} trained design(s); an audit ranks at least 2")
     chosen = stratified(ranked, designs, default)
-    audit, changes = audit_config(cfg, run_dir, rung, scale, chosen, min(seeds, cfg.seeds))
+    audit, changes = audit_config(cfg, run_dir, rung, scale, [requests[d] for d in chosen], min(seeds, cfg.seeds))
     audit_dir = run_sweep(audit, command=command)
     record = {"rung": rung, "scale": scale, "description": RUNGS[rung].description, "changes": changes,
               "designs": chosen, "seeds": audit.seeds, "command": command}
@@ -133,7 +140,7 @@ def run_audit(run_dir, rung: str = "epochs", scale: float = 2.0, designs: int = 
     return audit_dir
 
 
-def parse(argv: List[str]) -> (str, dict):
+def parse(argv: List[str]) -> Tuple[str, dict]:
     if not argv or "=" in argv[0]:
         raise AuditError(f"usage: {__doc__.strip().splitlines()[2].strip()}")
     types = {"rung": str, "scale": float, "designs": int, "seeds": int}
@@ -151,12 +158,13 @@ def parse(argv: List[str]) -> (str, dict):
 
 def main(argv=None) -> int:
     import search_spaces  # noqa: F401  (the spaces the run's config names)
+    from .report import ReportError
     from .sweep import SweepError
     argv = sys.argv[1:] if argv is None else argv
     try:
         run_dir, options = parse(argv)
         audit_dir = run_audit(run_dir, command=" ".join(["python -m ablate.audit", *argv]), **options)
-    except (AuditError, ConfigError, SweepError) as error:
+    except (AuditError, ConfigError, ReportError, SweepError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"audit: {audit_dir}\nreport: {Path(run_dir) / 'report' / 'report.md'}")

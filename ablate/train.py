@@ -246,7 +246,7 @@ def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> 
     result = TrialResult(spec=cfg.model.spec, seed=cfg.seed, data_seed=data_seed(cfg), dataset=cfg.data.name,
                          image_size=cfg.data.image_size)
     start = time.perf_counter()
-    epoch = 0
+    epoch, train_feed = 0, None
     try:
         data = make_dataset(cfg)
         device = resolve_device(t.device)
@@ -288,7 +288,6 @@ def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> 
             _record(result, float(np.mean(epoch_losses)), epoch + 1, time.perf_counter() - start)
             if report is not None:
                 report(dataclasses.replace(result, history=list(result.history)))
-        train_feed.close()
         result.data_digest = digest.hexdigest()[:16]
     except Diverged as error:
         result.status, result.error = FAILED, f"diverged: {error}"
@@ -296,6 +295,9 @@ def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> 
         where = traceback.extract_tb(error.__traceback__)[-1]
         result.status, result.error = FAILED, (f"{type(error).__name__} in epoch {epoch + 1}: {error} "
                                                f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
+    finally:
+        if train_feed is not None:
+            train_feed.close()            # its prefetch thread, on every path
     result.train_time_s = time.perf_counter() - start
     return result
 

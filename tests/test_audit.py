@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from ablate.audit import AuditError, audit_config, load_run_config, stratified
 from ablate.report.stats import HOLDS_TAU, rung_agreement, rung_verdict, top_k_overlap
@@ -88,13 +89,15 @@ def test_rungs_change_what_they_say(tmp_path):
     assert changes == {"trainer.epochs": [3, 6], "data.options.n_train": [1000, 2000]}
     assert audit.trainer.epochs == 6 and audit.data.options["n_train"] == 2000 and not audit.smoke
     assert audit.designs == ["all Mamba"] and audit.seeds == 2 and audit.runs_dir == str(run / "audit")
-    assert audit.name == "budgetx2" and audit.resume
+    assert audit.name == "budgetx2" and audit.resume and audit.scheduler == "none"      # no early stopping
     assert audit_config(cfg, run, "width", 1.5, ["all Mamba"], 1)[1] == {"model.dim": [16, 24],
                                                                          "model.in_dim": [16, 24]}
     with pytest.raises(AuditError, match="rung='depth' is not a rung; valid: epochs, data, budget, width"):
         audit_config(cfg, run, "depth", 2, [], 1)
     with pytest.raises(AuditError, match="scale=1: a higher-fidelity rung needs scale > 1"):
         audit_config(cfg, run, "epochs", 1, [], 1)
+    with pytest.raises(AuditError, match="rung=epochs scale=1.1 changes nothing here \\(trainer.epochs=3 after"):
+        audit_config(cfg, run, "epochs", 1.1, [], 1)
 
 
 def test_the_data_rung_needs_a_size_to_scale(tmp_path):
@@ -107,6 +110,9 @@ def test_audit_command_on_a_smoke_run_writes_the_report_section(smoke_run, tmp_p
     assert smoke_run.done.returncode == 0, smoke_run.done.stderr[-2000:]
     run_dir = tmp_path / "s"
     shutil.copytree(smoke_run.run_dir, run_dir, ignore=shutil.ignore_patterns("ray", "report", "mlflow.db"))
+    config = OmegaConf.load(run_dir / "config.yaml")
+    config.tracking = ["none"]                                        # the audit inherits it: keep the test short
+    OmegaConf.save(config, run_dir / "config.yaml")
     env = {**os.environ, "ABLATE_CACHE": str(smoke_run.tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([sys.executable, "-m", "ablate.audit", str(run_dir), "scale=2", "designs=2", "seeds=1"],

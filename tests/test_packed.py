@@ -102,6 +102,7 @@ def test_parallel_packing_matches_serial_and_names_a_corrupt_file(tmp_path, monk
         write_images(tmp_path / "bugs" / name, 6, rng)
     serial = load_dataset("imagefolder", image_size=8, root=tmp_path / "bugs")
     monkeypatch.setattr(packed, "PARALLEL_FROM", 1)                 # spawned workers, chunks of 5 files
+    monkeypatch.setattr(packed.os, "cpu_count", lambda: 2)          # a pool even on a one-core machine
     monkeypatch.setattr(packed, "FILES_PER_TASK", 5)
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "other"))
     parallel = load_dataset("imagefolder", image_size=8, root=tmp_path / "bugs")
@@ -124,7 +125,8 @@ def test_a_pack_built_twice_at_once_keeps_one_copy(tmp_path):
     assert packed.open_pack(first.path).mean == pytest.approx((7 / 255,) * 3)
 
 
-def test_channel_stats_match_numpy():
+def test_channel_stats_match_numpy(monkeypatch):
+    monkeypatch.setattr(packed, "STATS_CHUNK", 7)                   # several chunks, the last one short
     images = np.random.default_rng(0).integers(0, 256, (50, 4, 4, 3), dtype=np.uint8)
     mean, std = packed.channel_stats(images)
     flat = images.reshape(-1, 3) / 255.0

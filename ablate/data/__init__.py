@@ -83,9 +83,9 @@ def _load_real(name: str, image_size: int, seed: int, n_train=None, n_val=None, 
         train_rows, val_rows = split_indices(len(train_rows), val_fraction, seed)
         val_rows = np.sort(val_rows)
         train_rows = np.sort(train_rows)
-    rng = np.random.default_rng(seed)
-    train_rows = train_rows[real.subset_rows(len(train_rows), n_train, rng)]
-    val_rows = val_rows[real.subset_rows(len(val_rows), n_val, rng)]
+    # one stream per split, so n_train does not change which validation images a seed draws
+    train_rows = train_rows[real.subset_rows(len(train_rows), n_train, np.random.default_rng([seed, 0]))]
+    val_rows = val_rows[real.subset_rows(len(val_rows), n_val, np.random.default_rng([seed, 1]))]
     return _splits(name, pack, train_rows, val_rows, len(pack.classes))
 
 

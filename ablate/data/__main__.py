@@ -45,11 +45,11 @@ def main(args=None) -> int:
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    pack = splits.train.images
-    size = sum(a.nbytes for a in {id(p.images): p.images for p in (splits.train, splits.val)}.values())
-    print(f"{name}: pack {splits.key} in {cache_dir() / 'packs'}: {pack.shape[0]} train images, "
-          f"{len(splits.val)} val, {image_size} px, {splits.num_classes} classes, {size / 2 ** 20:.1f} MiB; "
-          f"{time.perf_counter() - started:.1f} s")
+    arrays = {id(p.images): p.images for p in (splits.train, splits.val)}.values()
+    size = sum(a.nbytes for a in arrays)
+    print(f"{name}: pack {splits.key} in {cache_dir() / 'packs'}: {sum(len(a) for a in arrays)} images at "
+          f"{image_size} px, {splits.num_classes} classes, {size / 2 ** 20:.1f} MiB (seed {seed}'s split: "
+          f"{len(splits.train)} train, {len(splits.val)} val); {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -47,7 +47,7 @@ class Feeder:
         self.labels = part.labels.to(device)
         self.resident = self._copy_to_device() if self.feed == "device" else None
         self.pin = device.type == "cuda"
-        self._prefetch = ThreadPoolExecutor(1) if self.pin and self.feed == "host" else None
+        self._prefetch = None            # the thread that reads the next training batch (GPU host feed only)
 
     def _copy_to_device(self) -> torch.Tensor:
         part = self.part
@@ -91,6 +91,8 @@ class Feeder:
         """The epoch's training batches in ``order``; on a GPU host feed the next batch is read and pinned by a
         thread while the current one trains."""
         indices = [order[i * batch_size:(i + 1) * batch_size].numpy() for i in range(steps)]
+        if self.pin and self.feed == "host" and self._prefetch is None:
+            self._prefetch = ThreadPoolExecutor(1)
         pending = self._submit(indices[0]) if indices else None
         for i, index in enumerate(indices):
             current = pending

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..results import PRIMARY, read_sessions
 from .figures import plt, save
-from .stats import rung_agreement, rung_verdict
+from .stats import paired_scores, rung_agreement, rung_verdict
 from .table import load_results, seed_scores
 
 AUDIT_DIR, AUDIT_FILE = "audit", "audit.json"
@@ -21,17 +21,6 @@ AUDIT_DIR, AUDIT_FILE = "audit", "audit.json"
 
 def find_audits(run_dir: Path) -> List[Path]:
     return sorted(path.parent for path in (run_dir / AUDIT_DIR).glob(f"*/{AUDIT_FILE}"))
-
-
-def paired_scores(base: Dict[str, object], audit: Dict[str, object]) -> (Dict[str, np.ndarray], Dict[str, np.ndarray]):
-    """Each design both rungs trained, on the seeds both trained: {design: per-seed scores} at each rung."""
-    low, high = {}, {}
-    for design in sorted(set(base) & set(audit)):
-        seeds = sorted(set(base[design].index) & set(audit[design].index))
-        if seeds:
-            low[design] = base[design].loc[seeds].to_numpy(float)
-            high[design] = audit[design].loc[seeds].to_numpy(float)
-    return low, high
 
 
 def ranks(scores: Dict[str, np.ndarray]) -> Dict[str, int]:

@@ -5,7 +5,7 @@ known answers.
 """
 import itertools
 import math
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 from scipy import stats
@@ -136,12 +136,25 @@ def top_k_overlap(low: Dict[str, float], high: Dict[str, float], k: int) -> floa
     return len(best(low) & best(high)) / k
 
 
+def paired_scores(low: Dict[str, object], high: Dict[str, object]) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+    """The designs both sides trained, each on the seeds both trained, in the same seed order: {design: per-seed
+    scores} at each side. Inputs are {design: a Series of scores indexed by seed}."""
+    paired_low, paired_high = {}, {}
+    for design in sorted(set(low) & set(high)):
+        seeds = sorted(set(low[design].index) & set(high[design].index))
+        if seeds:
+            paired_low[design] = low[design].loc[seeds].to_numpy(float)
+            paired_high[design] = high[design].loc[seeds].to_numpy(float)
+    return paired_low, paired_high
+
+
 def rung_agreement(low: Dict[str, np.ndarray], high: Dict[str, np.ndarray], k: int = 3, n_boot: int = 2000,
                    seed: int = 0, level: float = 0.95) -> Dict[str, object]:
     """How far the ranking of designs by their mean over seeds at a cheap rung (``low``) survives at a dearer one
-    (``high``): Kendall tau-b, Spearman rho and the top-k overlap of the means, with percentile intervals when
-    each design's seeds are resampled with replacement at both rungs (independently). Resamples in which either
-    side has no ranking (all means equal) are counted in ``undefined`` and left out."""
+    (``high``): Kendall tau-b, Spearman rho and the top-k overlap of the means, with percentile bootstrap
+    intervals. A design's seeds are paired across rungs (same data, same initialisation), so each resample draws
+    the same seeds at both. Resamples in which either side has no ranking (all means equal) are counted in
+    ``undefined`` and left out. With few seeds the percentile interval is narrower than the true uncertainty."""
     names = sorted(name for name in low if name in high)
     low_means = {name: float(np.mean(low[name])) for name in names}
     high_means = {name: float(np.mean(high[name])) for name in names}
@@ -149,8 +162,9 @@ def rung_agreement(low: Dict[str, np.ndarray], high: Dict[str, np.ndarray], k: i
     rng = np.random.default_rng(seed)
     taus, rhos, overlaps, undefined = [], [], [], 0
     for _ in range(n_boot):
-        a = {n: rng.choice(low[n], size=len(low[n])).mean() for n in names}
-        b = {n: rng.choice(high[n], size=len(high[n])).mean() for n in names}
+        draws = {n: rng.integers(0, len(low[n]), len(low[n])) for n in names}
+        a = {n: low[n][draws[n]].mean() for n in names}
+        b = {n: high[n][draws[n]].mean() for n in names}
         agreement = rank_agreement([a[n] for n in names], [b[n] for n in names])
         if math.isnan(agreement["kendall_tau"]):
             undefined += 1
@@ -180,8 +194,8 @@ def rung_verdict(tau: float, interval, low: str, high: str) -> str:
         return (f"the {low} proxy ranking holds at {high} (tau {tau:.2f}, at least {HOLDS_TAU}, with its interval "
                 f"above 0)")
     if interval[0] > 0:
-        return (f"the {low} proxy ranking holds only in part at {high}: tau {tau:.2f} is above 0 with 95% confidence "
-                f"but below {HOLDS_TAU}, the low end of what reduced-training proxies reach")
+        return (f"the {low} proxy ranking holds only in part at {high}: tau {tau:.2f}, its bootstrap interval above 0, "
+                f"is below {HOLDS_TAU}, the low end of what reduced-training proxies reach")
     if interval[1] < 0:
         return (f"the {low} proxy ranking is reversed at {high}: tau {tau:.2f}, its 95% interval "
                 f"[{interval[0]:.2f}, {interval[1]:.2f}] below 0")

@@ -8,19 +8,19 @@ of the designs (Kendall tau, Spearman rho, top-k overlap, bootstrap intervals ov
 """
 import itertools
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 
 from ..results import PRIMARY
+from ..sweep.resolutions import RESOLUTIONS_DIR, stage_sides
 from .decisive import complete_blocks, design_anova
 from .decisive_section import metric_table
 from .figures import SEED_COLOURS, plt, save
 from .pareto import pareto_mask
-from .stats import rung_agreement, rung_verdict
+from .stats import paired_scores, rung_agreement, rung_verdict
 from .table import design_summary, fmt, load_results, seed_scores
 
-RESOLUTIONS_DIR = "resolutions"
 DIRECTIONS = ["max", "max" if PRIMARY.higher_is_better else "min"]      # img/s, the primary metric
 
 
@@ -31,8 +31,7 @@ def sub_runs(run_dir: Path) -> List[Path]:
 
 
 def tokens_of(frame, stem_stride: int) -> int:
-    size = int(frame["image_size"].iloc[0])
-    return (size // (4 * stem_stride)) ** 2
+    return stage_sides(int(frame["image_size"].iloc[0]), stem_stride)[0] ** 2
 
 
 def fronts_figure(summaries: dict):
@@ -50,7 +49,7 @@ def fronts_figure(summaries: dict):
     return figure
 
 
-def tokens_markdown(run_dir: Path, out: Path, stem_stride: int = 1) -> (str, str):
+def tokens_markdown(run_dir: Path, out: Path, stem_stride: int) -> Tuple[str, str]:
     """The report's text and its design-by-size table."""
     runs = sub_runs(run_dir)
     frames = {run.name: load_results(run) for run in runs}
@@ -75,7 +74,11 @@ def tokens_markdown(run_dir: Path, out: Path, stem_stride: int = 1) -> (str, str
              "intervals, each design's seeds resampled at both sizes.", ""]
     scores = {name: seed_scores(frame) for name, frame in frames.items()}
     for low, high in itertools.combinations(frames, 2):
-        stats = rung_agreement(scores[low], scores[high], k=min(3, len(scores[low]) - 1))
+        paired = paired_scores(scores[low], scores[high])
+        if len(paired[0]) < 2:
+            parts.append(f"- {labels[low]} -> {labels[high]}: fewer than two designs trained at both sizes.")
+            continue
+        stats = rung_agreement(*paired, k=min(3, len(paired[0]) - 1))
         tau, interval = stats["kendall_tau"], stats["kendall_tau_interval"]
         verdict = rung_verdict(tau, interval, labels[low], labels[high]).replace("proxy ranking", "ranking")
         parts.append(f"- {labels[low]} -> {labels[high]}: Kendall tau {tau:.2f} [{interval[0]:.2f}, "

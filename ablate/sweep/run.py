@@ -13,6 +13,7 @@ from ..preflight import (SMOKE, DatasetSize, PreflightError, apply_smoke, check_
 from ..progress import Progress
 from ..results import ResultRow, architecture_id, fingerprint, log_session, write_table
 from ..space import Design, Space, get_space
+from ..spec import SpecError, parse_spec
 from .planning import design_estimates, plan_markdown
 from .resolutions import run_resolutions
 from .store import RunStore, SweepError
@@ -91,15 +92,24 @@ def prepare(cfg: SweepConfig) -> Sweep:
     return Sweep(cfg, space, designs, size, RunStore(run_dir))
 
 
-def _chosen(designs: list, labels: List[str]) -> list:
-    """The designs named by ``designs=`` (their labels), in the space's order; all of them when none is named."""
-    if not labels:
+def _chosen(designs: list, requested: List[str]) -> list:
+    """The designs named by ``designs=``: a label of the space's designs, or a spec (a design a search found:
+    the space's own design with that spec, else a new one labelled 'search'); all of them when none is named."""
+    if not requested:
         return designs
-    known = [d.pattern for d in designs]
-    unknown = [label for label in labels if label not in known]
-    if unknown:
-        raise SweepError(f"designs: {', '.join(map(repr, unknown))} not in the space; valid: {', '.join(known)}")
-    return [d for d in designs if d.pattern in labels]
+    by_label, by_spec = {d.pattern: d for d in designs}, {d.spec: d for d in designs}
+    chosen = []
+    for entry in requested:
+        if entry in by_label:
+            chosen.append(by_label[entry])
+            continue
+        try:
+            spec = parse_spec(entry).canonical
+        except SpecError:
+            raise SweepError(f"designs: {entry!r} is neither a design of the space nor a spec; valid labels: "
+                             f"{', '.join(by_label)}") from None
+        chosen.append(by_spec.get(spec) or Design.make("search", spec))
+    return chosen
 
 
 def resumable_rows(sweep: Sweep) -> List[ResultRow]:
