@@ -51,8 +51,9 @@ def audit_markdown(run_dir: Path, frame, out: Path) -> str:
     parts = ["## Proxy audit", "",
              f"Does the ranking by {PRIMARY.label} survive a bigger budget? Each audit re-trained a stratified "
              "subset of the designs (evenly spaced in this run's ranking, and the default design) at a higher "
-             "rung, on the same seeds. Intervals: 95% percentile bootstrap, each design's seeds resampled at both "
-             "rungs.", ""]
+             "rung, on the same seeds. Intervals: 95% percentile bootstrap over seeds, each resample drawing the same "
+             "seeds of a design at both rungs (paired: same data, same initialisation); with three seeds such an "
+             "interval is narrower than the true uncertainty.", ""]
     for audit_dir in audits:
         parts.append(_one_audit(audit_dir, base, out))
     return "\n".join(parts)

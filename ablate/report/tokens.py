@@ -71,7 +71,7 @@ def tokens_markdown(run_dir: Path, out: Path, stem_stride: int) -> Tuple[str, st
              "|---|---|---|---|", *rows, "", "![fronts by token count](fronts_by_tokens.png)", "",
              "## Does the ranking change with the number of tokens?", "",
              "Rank agreement of the designs' means between two sizes, on the seeds both trained; 95% bootstrap "
-             "intervals, each design's seeds resampled at both sizes.", ""]
+             "intervals over seeds, each resample drawing the same seeds of a design at both sizes.", ""]
     scores = {name: seed_scores(frame) for name, frame in frames.items()}
     for low, high in itertools.combinations(frames, 2):
         paired = paired_scores(scores[low], scores[high])
