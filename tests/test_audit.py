@@ -113,7 +113,8 @@ def test_audit_command_on_a_smoke_run_writes_the_report_section(smoke_run, tmp_p
     config = OmegaConf.load(run_dir / "config.yaml")
     config.tracking = ["none"]                                        # the audit inherits it: keep the test short
     OmegaConf.save(config, run_dir / "config.yaml")
-    env = {**os.environ, "ABLATE_CACHE": str(smoke_run.tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    # a cache of its own: the audit records a plan correction, which must not reach the shared smoke run's
+    env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([sys.executable, "-m", "ablate.audit", str(run_dir), "scale=2", "designs=2", "seeds=1"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
