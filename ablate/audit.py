@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .config import ConfigError, SweepConfig
+from .config import ConfigError, SweepConfig, load_run_config
 from .data import SYNTHETIC_SIZES, is_generated
 from .files import write_atomic
 from .report.audit_section import AUDIT_DIR, AUDIT_FILE
@@ -60,15 +60,6 @@ RUNGS: Dict[str, Rung] = {
     "budget": Rung("more epochs and more training images", lambda cfg, s: {**_epochs(cfg, s), **_data(cfg, s)}),
     "width": Rung("a wider model (dim and in_dim)", _width),
 }
-
-
-def load_run_config(run_dir: Path) -> SweepConfig:
-    """The sweep's config as it ran (smoke's settings already applied)."""
-    from omegaconf import OmegaConf
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise AuditError(f"{run_dir} is not a finished sweep: {path} is missing")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SweepConfig), OmegaConf.load(path)))
 
 
 def stratified(ranked: List[str], count: int, default: Optional[str] = None) -> List[str]:

@@ -4,6 +4,7 @@ Unknown keys and bad values fail here, before Ray starts, with the valid keys or
 """
 import dataclasses
 import importlib.util
+from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional
 
 from omegaconf import OmegaConf
@@ -141,12 +142,28 @@ def _comma_lists(layer):
     return layer
 
 
+RUN_CONFIG = "config.yaml"
+
+
+def save_run_config(run_dir: Path, cfg: SweepConfig) -> None:
+    """The config a sweep ran with, into its run directory (what the report, an audit and a resume read back)."""
+    from .files import write_atomic
+    write_atomic(Path(run_dir) / RUN_CONFIG, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+
+
+def load_run_config(run_dir: Path) -> SweepConfig:
+    """The config a finished sweep ran with (smoke's settings already applied)."""
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a finished sweep: {path} is missing")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SweepConfig), OmegaConf.load(path)))
+
+
 def _first_line(error):
     return str(error).splitlines()[0]
 
 
 def _load_experiment(name, experiment_dir):
-    from pathlib import Path
     path = Path(experiment_dir) / f"{name}.yaml"
     if not path.is_file():
         available = sorted(p.stem for p in Path(experiment_dir).glob("*.yaml"))

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from ablate.audit import AuditError, audit_config, load_run_config, stratified
+from ablate.audit import AuditError, audit_config, stratified
+from ablate.config import load_run_config
 from ablate.report.stats import HOLDS_TAU, rung_agreement, rung_verdict, top_k_overlap
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -48,12 +48,12 @@ def write_report(run_dir, out=None) -> Path:
 
 def _write_tokens_report(run_dir: Path, out) -> Path:
     """A resolutions= run: each size's own report, then the comparison across token counts."""
-    from omegaconf import OmegaConf
+    from ..config import load_run_config
     for run in sub_runs(run_dir):
         write_report(run)
     out = Path(out) if out else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    stem_stride = int(OmegaConf.load(sub_runs(run_dir)[0] / "config.yaml").model.stem_stride)
+    stem_stride = load_run_config(sub_runs(run_dir)[0]).model.stem_stride
     text, table = tokens_markdown(run_dir, out, stem_stride)
     (out / "table.md").write_text(table + "\n")
     path = out / "report.md"

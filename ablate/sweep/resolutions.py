@@ -9,8 +9,7 @@ import copy
 from pathlib import Path
 from typing import Optional, Tuple
 
-from ..config import SweepConfig
-from ..files import write_atomic
+from ..config import SweepConfig, save_run_config
 
 RESOLUTIONS_DIR = "resolutions"
 
@@ -33,7 +32,6 @@ def resolution_config(cfg: SweepConfig, image_size: int, parent: Path) -> SweepC
 
 def run_resolutions(cfg: SweepConfig, command: str, run_sweep) -> Optional[Path]:
     """Each size's sub-sweep in turn, smallest first; returns the parent run directory (None for plan=true)."""
-    from omegaconf import OmegaConf
     parent = (Path(cfg.runs_dir) / (cfg.name or cfg.space)).resolve()
     for size in sorted(set(cfg.resolutions)):
         sub = resolution_config(cfg, size, parent)
@@ -43,5 +41,5 @@ def run_resolutions(cfg: SweepConfig, command: str, run_sweep) -> Optional[Path]
         run_sweep(sub, command=f"{command} (the {size} px sub-sweep)")
     if cfg.plan:
         return None
-    write_atomic(parent / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    save_run_config(parent, cfg)
     return parent

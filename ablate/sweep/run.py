@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..config import SweepConfig
+from ..config import SweepConfig, save_run_config
 from ..plan import concurrent_trials, record_correction, recorded_correction
 from ..preflight import (SMOKE, DatasetSize, PreflightError, apply_smoke, check_dataset, check_designs, check_device,
                          describe_smoke)
@@ -54,7 +54,7 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Optional[Path]:
     try:
         started, commit = time.time(), git_commit()      # the code as it was when the sweep started
         done_rows = resumable_rows(sweep)
-        write_config(sweep)
+        save_run_config(sweep.store.run_dir, sweep.cfg)
         tracking = train(sweep, done_rows)
         measure_throughput(sweep.store, sweep.cfg)
         table = write_table(sweep.store.run_dir)
@@ -119,13 +119,6 @@ def resumable_rows(sweep: Sweep) -> List[ResultRow]:
         raise SweepError(f"run {sweep.name!r} already has {len(rows)} finished trials in {sweep.store.run_dir}; "
                          f"add resume=true to finish it, or choose another name=")
     return rows
-
-
-def write_config(sweep: Sweep) -> None:
-    from omegaconf import OmegaConf
-
-    from ..files import write_atomic
-    write_atomic(sweep.store.run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(sweep.cfg)))
 
 
 def train(sweep: Sweep, done_rows: List[ResultRow]) -> Dict[str, str]:
