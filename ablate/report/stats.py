@@ -49,11 +49,15 @@ def bootstrap_rank_agreement(seeds: Dict[str, np.ndarray], paper: Dict[str, floa
             continue
         taus.append(agreement["kendall_tau"])
         rhos.append(agreement["spearman_rho"])
-    low, high = 50 * (1 - level), 50 * (1 + level)
-    interval = (lambda v: (float(np.percentile(v, low)), float(np.percentile(v, high))) if v else
-                (math.nan, math.nan))
-    return {"kendall_tau": interval(taus), "spearman_rho": interval(rhos), "undefined": undefined,
-            "n_boot": n_boot}
+    return {"kendall_tau": percentile_interval(taus, level), "spearman_rho": percentile_interval(rhos, level),
+            "undefined": undefined, "n_boot": n_boot}
+
+
+def percentile_interval(values: Sequence[float], level: float = 0.95):
+    """The central ``level`` percentile interval of bootstrap values; (nan, nan) for none."""
+    if not len(values):
+        return math.nan, math.nan
+    return float(np.percentile(values, 50 * (1 - level))), float(np.percentile(values, 50 * (1 + level)))
 
 
 def permutation_p(a: Sequence[float], b: Sequence[float], max_exact: int = 20000, seed: int = 0) -> float:
@@ -136,7 +140,8 @@ def top_k_overlap(low: Dict[str, float], high: Dict[str, float], k: int) -> floa
     return len(best(low) & best(high)) / k
 
 
-def paired_scores(low: Dict[str, object], high: Dict[str, object]) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+def paired_scores(low: Dict[str, object], high: Dict[str, object]
+                  ) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
     """The designs both sides trained, each on the seeds both trained, in the same seed order: {design: per-seed
     scores} at each side. Inputs are {design: a Series of scores indexed by seed}."""
     paired_low, paired_high = {}, {}
@@ -172,14 +177,11 @@ def rung_agreement(low: Dict[str, np.ndarray], high: Dict[str, np.ndarray], k: i
         taus.append(agreement["kendall_tau"])
         rhos.append(agreement["spearman_rho"])
         overlaps.append(top_k_overlap(a, b, k))
-    lo, hi = 50 * (1 - level), 50 * (1 + level)
-
-    def interval(values):
-        return (float(np.percentile(values, lo)), float(np.percentile(values, hi))) if values else (math.nan, math.nan)
-    return {**point, "kendall_tau_interval": interval(taus), "spearman_rho_interval": interval(rhos),
-            "top_k": k, "top_k_overlap": top_k_overlap(low_means, high_means, k),
-            "top_k_overlap_interval": interval(overlaps), "designs": len(names), "undefined": undefined,
-            "n_boot": n_boot}
+    return {**point, "kendall_tau_interval": percentile_interval(taus, level),
+            "spearman_rho_interval": percentile_interval(rhos, level), "top_k": k,
+            "top_k_overlap": top_k_overlap(low_means, high_means, k),
+            "top_k_overlap_interval": percentile_interval(overlaps, level), "designs": len(names),
+            "undefined": undefined, "n_boot": n_boot}
 
 
 HOLDS_TAU = 0.6    # the NAS literature's reduced-training proxies rank at tau 0.6-0.8 against full training
