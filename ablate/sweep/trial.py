@@ -67,18 +67,18 @@ def over_budget(measures: dict, budget: dict) -> str:
 
 # The scalars a report carries for the experiment trackers (tracking=...), the epoch first: Tune's logger callbacks
 # are shown these alone (ablate/sweep/tracking.py), not the nested result and measures the driver's row is built from.
-TRACKED = ("epoch", "val_acc", "val_loss", "val_acc_best", "val_loss_best", "val_acc_late", "val_loss_late",
-           "train_loss", "train_time_s")
+# Each epoch's scalars beyond epoch and val_acc: the name a tracker shows -> the TrialResult field it holds.
+EPOCH_SCALARS = {"val_loss": "val_loss_final", "val_acc_best": "val_acc_best", "val_loss_best": "val_loss_best",
+                 "val_acc_late": "val_acc_late", "val_loss_late": "val_loss_late", "train_loss": "train_loss",
+                 "train_time_s": "train_time_s"}
+TRACKED = ("epoch", "val_acc", *EPOCH_SCALARS)
 
 
 def tune_metrics(result: TrialResult, measures: dict, final: bool) -> dict:
     """A report to Tune: what the scheduler and searcher read (epoch, val_acc, macs_total), the epoch's metrics as
     scalars (TRACKED; val_acc and val_loss are the last evaluation's, a metric not measured yet is left out), and
     the trial's whole result as structured data, from which the driver writes the row."""
-    scalars = {"val_loss": result.val_loss_final, "val_acc_best": result.val_acc_best,
-               "val_loss_best": result.val_loss_best, "val_acc_late": result.val_acc_late,
-               "val_loss_late": result.val_loss_late, "train_loss": result.train_loss,
-               "train_time_s": result.train_time_s}
+    scalars = {name: getattr(result, field) for name, field in EPOCH_SCALARS.items()}
     return {"epoch": result.epochs_done or 0, "val_acc": result.val_acc_final or 0.0,
             **{key: value for key, value in scalars.items() if value is not None},
             "macs_total": measures.get("macs_total", 0), "final": int(final),
