@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import PRIMARY, TRAINED
+from ..results import PRIMARY
 from ..spec import parse_spec
 from .figures import plt, save
-from .table import design_labels
+from .table import design_summary
 
 STAGES = (2, 3)                 # stages 3 and 4, where the paper places mixers and attention
 ATTENTION = "T"
@@ -26,17 +26,15 @@ MIN_DESIGNS = 8                 # fewer designs than this: the report leaves the
 
 
 def design_points(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per trained design: label, spec, the primary metric and img/s (means over seeds), and one column
-    per position of stages 3-4 (s3_0 ... s4_3) holding the letter there."""
-    trained = frame[frame["status"].isin(TRAINED)].copy()
-    trained["design"] = design_labels(frame)[trained.index]
+    """One row per trained design: label, spec, the primary metric and img/s (its means over seeds, as the design
+    table has them), and one column per position of stages 3-4 (s3_0 ... s4_3) holding the letter there."""
+    summary = design_summary(frame)
     rows = []
-    for (design, spec), group in trained.groupby(["design", "spec"], sort=False):
-        stages = parse_spec(spec).stages
-        row = {"design": design, "spec": spec, "metric": group[PRIMARY.column].astype(float).mean(),
-               "throughput": group["throughput_img_s"].astype(float).mean()}
-        row.update({f"s{s + 1}_{i}": letter for s in STAGES if s < len(stages) for i, letter in enumerate(stages[s])})
-        rows.append(row)
+    for row in summary[summary["metric_mean"].notna()].itertuples():
+        stages = parse_spec(row.spec).stages
+        letters = {f"s{s + 1}_{i}": letter for s in STAGES if s < len(stages) for i, letter in enumerate(stages[s])}
+        rows.append({"design": row.design, "spec": row.spec, "metric": row.metric_mean, "throughput": row.throughput,
+                     **letters})
     return pd.DataFrame(rows)
 
 
