@@ -111,8 +111,16 @@ def audit_config(cfg: SweepConfig, run_dir: Path, rung: str, scale: float, desig
     return OmegaConf.to_object(audit), {key: [old[key], value] for key, value in changes.items()}
 
 
-def run_audit(run_dir, rung: str = "epochs", scale: float = 2.0, designs: int = 5, seeds: int = 3,
-              command: str = "") -> Path:
+@dataclasses.dataclass
+class AuditOptions:
+    """The command's options, with their defaults (python -m ablate.audit runs/<name> key=value ...)."""
+    rung: str = "epochs"
+    scale: float = 2.0
+    designs: int = 5             # evenly spaced in the run's ranking, plus the default design
+    seeds: int = 3               # the run's first seeds, at most all it has
+
+
+def run_audit(run_dir, options: AuditOptions = AuditOptions(), command: str = "") -> Path:
     """Train the audit's sweep and rewrite the run's report; returns the audit's run directory."""
     from .report import write_report
     from .sweep import run_sweep
@@ -121,30 +129,30 @@ def run_audit(run_dir, rung: str = "epochs", scale: float = 2.0, designs: int = 
     ranked, default, requests = _ranked_designs(run_dir, cfg)
     if len(ranked) < 2:
         raise AuditError(f"{run_dir} has {len(ranked)} trained design(s); an audit ranks at least 2")
-    chosen = stratified(ranked, designs, default)
-    audit, changes = audit_config(cfg, run_dir, rung, scale, [requests[d] for d in chosen], min(seeds, cfg.seeds))
+    chosen = stratified(ranked, options.designs, default)
+    audit, changes = audit_config(cfg, run_dir, options.rung, options.scale, [requests[d] for d in chosen],
+                                  min(options.seeds, cfg.seeds))
     audit_dir = run_sweep(audit, command=command)
-    record = {"rung": rung, "scale": scale, "description": RUNGS[rung].description, "changes": changes,
+    record = {"rung": options.rung, "scale": options.scale, "description": RUNGS[options.rung].description,
+              "changes": changes,
               "designs": chosen, "seeds": audit.seeds, "command": command}
     write_atomic(audit_dir / AUDIT_FILE, json.dumps(record, indent=1))
     write_report(run_dir)
     return audit_dir
 
 
-def parse(argv: List[str]) -> Tuple[str, dict]:
+def parse(argv: List[str]) -> Tuple[str, AuditOptions]:
+    """The run directory and the typed options (OmegaConf reads the key=value pairs, as for run_sweep.py)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
     if not argv or "=" in argv[0]:
         raise AuditError(f"usage: {__doc__.strip().splitlines()[2].strip()}")
-    types = {"rung": str, "scale": float, "designs": int, "seeds": int}
-    options = {}
-    for item in argv[1:]:
-        key, _, value = item.partition("=")
-        if key not in types or not value:
-            raise AuditError(f"{item!r}: valid keys are {', '.join(f'{k}=' for k in types)}")
-        try:
-            options[key] = types[key](value)
-        except ValueError:
-            raise AuditError(f"{key}={value!r} is not a {types[key].__name__}") from None
-    return argv[0], options
+    try:
+        options = OmegaConf.merge(OmegaConf.structured(AuditOptions), OmegaConf.from_dotlist(argv[1:]))
+    except OmegaConfBaseException as error:
+        valid = ", ".join(f"{field.name}=" for field in dataclasses.fields(AuditOptions))
+        raise AuditError(f"{str(error).splitlines()[0]}; valid keys: {valid}") from None
+    return argv[0], OmegaConf.to_object(options)
 
 
 def main(argv=None) -> int:
@@ -154,7 +162,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         run_dir, options = parse(argv)
-        audit_dir = run_audit(run_dir, command=" ".join(["python -m ablate.audit", *argv]), **options)
+        audit_dir = run_audit(run_dir, options, command=" ".join(["python -m ablate.audit", *argv]))
     except (AuditError, ConfigError, ReportError, SweepError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -8,32 +8,22 @@ task, whose pack is per seed). Exits 2 with the reason when the dataset cannot b
 import sys
 import time
 
+from omegaconf import OmegaConf
+
 from . import LOADERS, DatasetError, load_dataset
 from .base import cache_dir
 
 USAGE = __doc__.strip().splitlines()[2].strip()
 
 
-def _value(text: str):
-    """An int, a float, or the text itself (a path, a name)."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse(args):
     if len(args) < 2 or args[0] != "pack":
         raise SystemExit(f"usage: {USAGE}\nnames: {', '.join(LOADERS)}")
-    options = {}
     for item in args[2:]:
         if "=" not in item:
             raise SystemExit(f"{item!r} is not key=value\nusage: {USAGE}")
-        key, value = item.split("=", 1)
-        options[key] = _value(value)
-    return args[1], options
+    # OmegaConf types the values (ints, floats, paths as text), as run_sweep.py's overrides are read
+    return args[1], OmegaConf.to_container(OmegaConf.from_dotlist(args[2:]))
 
 
 def main(args=None) -> int:
