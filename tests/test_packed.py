@@ -110,7 +110,7 @@ def test_parallel_packing_matches_serial_and_names_a_corrupt_file(tmp_path, monk
     (tmp_path / "bugs" / "bee" / "2.png").write_bytes(b"not an image")
     with pytest.raises(DatasetError, match="bugs/bee/2.png is not a readable image"):
         load_dataset("imagefolder", image_size=8, root=tmp_path / "bugs")
-    assert not [p for p in (tmp_path / "other" / "packs").iterdir() if p.name.startswith(".")]  # no temp left
+    assert not [p for p in (tmp_path / "other" / "packs").iterdir() if p.name.endswith(".tmp")]  # no temp left
 
 
 def test_a_pack_built_twice_at_once_keeps_one_copy(tmp_path):
@@ -121,8 +121,33 @@ def test_a_pack_built_twice_at_once_keeps_one_copy(tmp_path):
 
     first = packed.ensure_pack("toy", {"v": 1}, 2, build)
     packed._build(first.path, "toy", {"v": 1}, 2, build)               # a second builder loses the rename race
-    assert [p.name for p in first.path.parent.iterdir()] == [first.path.name]
+    assert [p.name for p in first.path.parent.iterdir() if not p.name.endswith(".lock")] == [first.path.name]
     assert packed.open_pack(first.path).mean == pytest.approx((7 / 255,) * 3)
+
+
+BUILD_SLOWLY = """
+import os, sys, time
+import numpy as np
+from ablate.data import packed
+def build(builder):
+    with open(sys.argv[1], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    time.sleep(3)                                  # long enough for the other process to ask for the pack
+    builder.add("train", np.full((4, 2, 2, 3), 7, np.uint8), [0, 1, 0, 1])
+    builder.empty("val")
+    builder.classes = ["a", "b"]
+print(packed.ensure_pack("toy", {"v": 1}, 2, build).path)
+"""
+
+
+def test_concurrent_trials_build_a_pack_once(tmp_path, private_cache):
+    log = tmp_path / "builds.log"
+    env = {**os.environ, "ABLATE_CACHE": str(private_cache)}
+    workers = [subprocess.Popen([sys.executable, "-c", BUILD_SLOWLY, str(log)], env=env, stdout=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    paths = {w.communicate(timeout=120)[0].strip() for w in workers}
+    assert [w.returncode for w in workers] == [0, 0]
+    assert len(paths) == 1 and len(log.read_text().splitlines()) == 1     # one decoded, the other waited
 
 
 def test_channel_stats_match_numpy(monkeypatch):

@@ -8,9 +8,13 @@ A pack is a directory ``$ABLATE_CACHE/packs/<name>-<key>/``:
 
 Concurrent trials on one machine map the same files, so they share one copy through the page cache, and a set
 larger than memory still trains. A pack is built in a temporary directory and renamed into place, so a reader
-sees a whole pack or none; two processes that build the same pack at once both succeed and one copy is kept.
+sees a whole pack or none. Builders of one pack on one machine take turns on a lock file, so concurrent trials
+build it once and the others wait and open it; where the lock does not hold (a shared filesystem without
+``flock``), two builders both succeed and one copy is kept.
 """
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -156,8 +160,19 @@ def ensure_pack(name: str, identity: dict, image_size: int, build: Callable[[Pac
     """The pack of ``name`` for ``identity``, built by ``build(builder)`` if it is not in the cache yet."""
     path = pack_path(name, identity)
     if not (path / "meta.json").is_file():
-        _build(path, name, identity, image_size, build)
+        with _builder_turn(path):
+            if not (path / "meta.json").is_file():      # not built by the builder we waited for
+                _build(path, name, identity, image_size, build)
     return open_pack(path)
+
+
+@contextlib.contextmanager
+def _builder_turn(path: Path):
+    """Hold the pack's lock file while building, so that concurrent trials do not each decode the same set."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)               # released when the file is closed, or the process dies
+        yield
 
 
 def _build(path: Path, name: str, identity: dict, image_size: int, build) -> None:
