@@ -13,6 +13,9 @@ from omegaconf import OmegaConf
 
 from ablate.audit import AuditError, audit_config, stratified
 from ablate.config import load_run_config
+from ablate.report.table import oriented_scores
+from ablate.results import Metric
+from ablate.report.audit_section import ranks
 from ablate.report.stats import HOLDS_TAU, rung_agreement, rung_verdict, top_k_overlap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +41,17 @@ def test_rung_agreement_on_a_known_swap():
     assert stats["kendall_tau"] == pytest.approx(4 / 6) and stats["spearman_rho"] == pytest.approx(0.8)
     assert stats["kendall_tau_interval"] == pytest.approx((4 / 6, 4 / 6))
     assert stats["top_k_overlap"] == 1.0 and stats["designs"] == 4 and stats["undefined"] == 0
+
+
+def test_a_loss_ranks_and_picks_its_top_k_lowest_first():
+    """A lower-is-better metric: the lowest mean ranks first, and the top-2 sets are the two lowest at each rung."""
+    loss = Metric("val_loss", "validation loss", higher_is_better=False)
+    low = constant({"a": 0.3, "b": 0.5, "c": 0.7, "d": 0.9})
+    assert ranks(low, loss) == {"a": 1, "b": 2, "c": 3, "d": 4}
+    high = constant({"a": 0.4, "b": 0.9, "c": 0.2, "d": 0.6})                  # top 2: {c, a}; at 1x {a, b}
+    stats = rung_agreement(oriented_scores(low, loss), oriented_scores(high, loss), k=2, n_boot=50)
+    assert stats["top_k_overlap"] == 0.5
+    assert stats["kendall_tau"] == pytest.approx(rung_agreement(low, high, k=2, n_boot=50)["kendall_tau"])
 
 
 def test_rung_agreement_intervals_follow_the_seed_noise():

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import COLUMNS, PRIMARY, STATUSES, TRAINED
+from ..results import COLUMNS, PRIMARY, STATUSES, TRAINED, Metric
 from .stats import t_interval
 
 
@@ -55,6 +55,11 @@ def seed_scores(frame: pd.DataFrame) -> dict:
     trained = frame[frame["status"].isin(TRAINED)]
     labels = design_labels(frame)[trained.index]
     return {label: group.set_index("seed")[PRIMARY.column].astype(float) for label, group in trained.groupby(labels)}
+
+
+def oriented_scores(scores: dict, metric: Metric = PRIMARY) -> dict:
+    """seed_scores turned so that higher is better (a loss negated): what rankings and top-k sets take."""
+    return {label: metric.oriented(values) for label, values in scores.items()}
 
 
 def design_summary(frame: pd.DataFrame) -> pd.DataFrame:

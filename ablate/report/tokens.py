@@ -19,7 +19,7 @@ from .decisive_section import metric_table
 from .figures import SEED_COLOURS, plt, save
 from .pareto import pareto_mask
 from .stats import paired_scores, rung_agreement, rung_verdict
-from .table import design_summary, fmt, load_results, seed_scores
+from .table import design_summary, fmt, load_results, oriented_scores, seed_scores
 
 DIRECTIONS = ["max", "max" if PRIMARY.higher_is_better else "min"]      # img/s, the primary metric
 
@@ -78,7 +78,7 @@ def tokens_markdown(run_dir: Path, out: Path, stem_stride: int) -> Tuple[str, st
         if len(paired[0]) < 2:
             parts.append(f"- {labels[low]} -> {labels[high]}: fewer than two designs trained at both sizes.")
             continue
-        stats = rung_agreement(*paired, k=min(3, len(paired[0]) - 1))
+        stats = rung_agreement(*map(oriented_scores, paired), k=min(3, len(paired[0]) - 1))
         tau, interval = stats["kendall_tau"], stats["kendall_tau_interval"]
         verdict = rung_verdict(tau, interval, labels[low], labels[high]).replace("proxy ranking", "ranking")
         parts.append(f"- {labels[low]} -> {labels[high]}: Kendall tau {tau:.2f} [{interval[0]:.2f}, "
