@@ -14,7 +14,7 @@ import numpy as np
 
 from ..results import PRIMARY
 from ..sweep.resolutions import RESOLUTIONS_DIR, stage_sides
-from .decisive import complete_blocks, design_anova
+from .decisive import decisiveness
 from .decisive_section import metric_table
 from .figures import SEED_COLOURS, plt, save
 from .pareto import pareto_mask
@@ -59,16 +59,22 @@ def tokens_markdown(run_dir: Path, out: Path, stem_stride: int) -> Tuple[str, st
     rows = []
     for name, frame in frames.items():
         summary = summaries[labels[name]]
-        anova = design_anova(complete_blocks(metric_table(frame, PRIMARY.column)))
+        decisive = decisiveness(PRIMARY.oriented(metric_table(frame, PRIMARY.column)))
+        anova = decisive["anova"]
         front = summary[pareto_mask(summary[["throughput", "metric_mean"]].to_numpy(float), DIRECTIONS)]
         rows.append(f"| {labels[name]} | {summary['design'].iloc[0]} ({summary['metric_mean'].iloc[0]:.3f}) | "
-                    f"{fmt(anova['p'], '.2g')} | {', '.join(front['design'])} |")
+                    f"{fmt(anova['F'], '.2f')} ({anova['df_design']}, {anova['df_resid']}), p {fmt(anova['p'], '.2g')}"
+                    f", share {fmt(anova['share'], '.2f')} | {decisive['resolved']} of {len(decisive['pairs'])} | "
+                    f"{', '.join(front['design'])} |")
     parts = [f"# Report: {run_dir.name}, one sweep at {len(runs)} token counts", "",
              "Each size is a sweep of its own with its full report (`resolutions/<size>px/report/report.md`); "
              "stages 3 and 4 use windows as large as their maps, so attention and the scan stay global and only "
              "the number of tokens changes.", "",
-             f"| size | best design ({PRIMARY.label}) | design effect p (seeds as blocks) | front (accuracy vs img/s) |",
-             "|---|---|---|---|", *rows, "", "![fronts by token count](fronts_by_tokens.png)", "",
+             "Decisiveness per size, as in each size's report: the design effect's F test with seeds as blocks "
+             "(and the design's share of the variance), and the design pairs Tukey's HSD resolves at 5%.", "",
+             f"| size | best design ({PRIMARY.label}) | design effect F (df), p, share | pairs resolved | "
+             "front (accuracy vs img/s) |",
+             "|---|---|---|---|---|", *rows, "", "![fronts by token count](fronts_by_tokens.png)", "",
              "## Does the ranking change with the number of tokens?", "",
              "Rank agreement of the designs' means between two sizes, on the seeds both trained; 95% bootstrap "
              "intervals over seeds, each resample drawing the same seeds of a design at both sizes.", ""]
