@@ -43,6 +43,8 @@ def fronts_figure(summaries: dict):
         front = pareto_mask(np.column_stack([x, y]), DIRECTIONS)
         order = np.argsort(x[front])
         ax.plot(x[front][order], y[front][order], color=colour, linewidth=1.5)
+        for design, xi, yi in zip(summary["design"][front], x[front], y[front]):     # name the front's designs
+            ax.annotate(design, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=6, color=colour)
     ax.set(xlabel="img/s at that size (this machine)", ylabel=PRIMARY.label, xscale="log",
            title="one front per token count")
     ax.legend(fontsize=8)
