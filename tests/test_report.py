@@ -159,6 +159,15 @@ def test_pareto_figure_has_a_point_per_design_and_marks_the_front(tmp_path):
     assert any(line.get_gid() == "reference-MambaVision" for line in figure.axes[1].lines)
 
 
+def test_report_cli_compares_a_placement_run_with_the_paper(tmp_path):
+    """The command, in a process of its own, knows the spaces: the paper's table is in its report."""
+    run_dir = fixture_run(tmp_path / "fixture")
+    done = subprocess.run([sys.executable, "-m", "ablate.report", str(run_dir)], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "## Proxy vs the paper: Table 5" in (run_dir / "report" / "report.md").read_text()
+
+
 def test_report_cli_names_a_missing_table(tmp_path):
     done = subprocess.run([sys.executable, "-m", "ablate.report", str(tmp_path)], cwd=ROOT, capture_output=True,
                           text=True)

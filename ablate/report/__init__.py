@@ -12,8 +12,8 @@ from .figures import pareto_figure, save, spec_ribbons, training_curves
 from .pareto import pareto_mask
 from .reproduction import reproduction, reproduction_markdown
 from .tokens import sub_runs, tokens_markdown
-from .table import ReportError, design_labels, design_summary, latex_table, load_results, markdown_table, \
-    seed_scores
+from .table import (ReportError, design_labels, design_summary, has_results, latex_table, load_results,
+                    markdown_table, seed_scores)
 
 __all__ = ["ReportError", "pareto_mask", "write_report"]
 
@@ -23,7 +23,7 @@ FRONTS = {"throughput": ("throughput", "max"), "macs": ("macs_total", "min"), "p
 def write_report(run_dir, out=None) -> Path:
     """Write the report of runs/<name> into out (default runs/<name>/report); returns report.md's path."""
     run_dir = Path(run_dir)
-    if sub_runs(run_dir) and not (run_dir / "results.parquet").is_file():
+    if sub_runs(run_dir) and not has_results(run_dir):
         return _write_tokens_report(run_dir, out)
     frame = load_results(run_dir)
     if frame.empty:

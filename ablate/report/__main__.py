@@ -6,6 +6,7 @@ from . import ReportError, write_report
 
 
 def main(argv=None) -> int:
+    import search_spaces  # noqa: F401  (the spaces know the paper's numbers, as run_sweep.py registers them)
     parser = argparse.ArgumentParser(prog="python -m ablate.report", description=__doc__)
     parser.add_argument("run_dir", help="a sweep's run directory, e.g. runs/placement")
     parser.add_argument("--out", help="where to write the report (default: RUN_DIR/report)")

@@ -14,10 +14,17 @@ class ReportError(ValueError):
     pass
 
 
+RESULT_FILES = {"results.parquet": pd.read_parquet, "results.csv": pd.read_csv}   # a committed report has the csv
+
+
+def has_results(run_dir: Path) -> bool:
+    return any((Path(run_dir) / name).is_file() for name in RESULT_FILES)
+
+
 def load_results(run_dir: Path) -> pd.DataFrame:
     """results.parquet (or results.csv) of a run; history decoded to lists."""
     run_dir = Path(run_dir)
-    for name, reader in (("results.parquet", pd.read_parquet), ("results.csv", pd.read_csv)):
+    for name, reader in RESULT_FILES.items():
         if (run_dir / name).exists():
             frame = reader(run_dir / name)
             break

@@ -19,14 +19,14 @@ from .decisive_section import metric_table
 from .figures import SEED_COLOURS, plt, save
 from .pareto import pareto_mask
 from .stats import paired_scores, rung_agreement, rung_verdict
-from .table import design_summary, fmt, load_results, oriented_scores, seed_scores
+from .table import design_summary, fmt, has_results, load_results, oriented_scores, seed_scores
 
 DIRECTIONS = ["max", "max" if PRIMARY.higher_is_better else "min"]      # img/s, the primary metric
 
 
 def sub_runs(run_dir: Path) -> List[Path]:
     """The sizes' run directories, smallest image first."""
-    found = [p for p in (run_dir / RESOLUTIONS_DIR).glob("*px") if (p / "results.parquet").is_file()]
+    found = [p for p in (run_dir / RESOLUTIONS_DIR).glob("*px") if has_results(p)]
     return sorted(found, key=lambda p: int(p.name[:-2]))
 
 
