@@ -28,9 +28,9 @@ class AuditError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Rung:
-    """A higher-fidelity rung: what it changes, as key -> new value, for a scale."""
+    """A higher-fidelity rung: what it changes for a scale, as key -> (the value in effect, the new value)."""
     description: str
-    changes: Callable[[SweepConfig, float], Dict[str, object]]
+    changes: Callable[[SweepConfig, float], Dict[str, Tuple[object, object]]]
 
 
 def _n_train(cfg: SweepConfig) -> int:
@@ -41,15 +41,17 @@ def _n_train(cfg: SweepConfig) -> int:
 
 
 def _epochs(cfg, scale):
-    return {"trainer.epochs": max(1, round(cfg.trainer.epochs * scale))}
+    return {"trainer.epochs": (cfg.trainer.epochs, max(1, round(cfg.trainer.epochs * scale)))}
 
 
 def _data(cfg, scale):
-    return {"data.options.n_train": round(_n_train(cfg) * scale)}
+    n_train = _n_train(cfg)                 # a generated task's default size when the config leaves it unset
+    return {"data.options.n_train": (n_train, round(n_train * scale))}
 
 
 def _width(cfg, scale):
-    return {"model.dim": round(cfg.model.dim * scale), "model.in_dim": round(cfg.model.in_dim * scale)}
+    return {"model.dim": (cfg.model.dim, round(cfg.model.dim * scale)),
+            "model.in_dim": (cfg.model.in_dim, round(cfg.model.in_dim * scale))}
 
 
 # The rungs, in one place. Resolution is not one: it changes the token counts, which is what placement is about
@@ -95,20 +97,19 @@ def audit_config(cfg: SweepConfig, run_dir: Path, rung: str, scale: float, desig
         raise AuditError(f"scale={scale}: a higher-fidelity rung needs scale > 1")
     changes = RUNGS[rung].changes(cfg, scale)
     audit = OmegaConf.structured(cfg)
-    old = {key: OmegaConf.select(audit, key) for key in changes}
-    if all(old[key] == value for key, value in changes.items()):
-        settled = ", ".join(f"{key}={value}" for key, value in changes.items())
+    if all(old == new for old, new in changes.values()):
+        settled = ", ".join(f"{key}={new}" for key, (_, new) in changes.items())
         raise AuditError(f"rung={rung} scale={scale:g} changes nothing here ({settled} after rounding); use a "
                          f"larger scale")
-    for key, value in changes.items():
-        OmegaConf.update(audit, key, value, force_add=True)
+    for key, (_, new) in changes.items():
+        OmegaConf.update(audit, key, new, force_add=True)
     # every audited design trains to the full budget: early stopping would keep the cheap ranking by construction
     settings = {"runs_dir": str(run_dir / AUDIT_DIR), "name": f"{rung}x{scale:g}", "designs": designs,
                 "seeds": seeds, "smoke": False, "plan": False, "resume": True, "experiment": None,
                 "search.algo": "grid", "scheduler": "none"}
     for key, value in settings.items():
         OmegaConf.update(audit, key, value, force_add=True)
-    return OmegaConf.to_object(audit), {key: [old[key], value] for key, value in changes.items()}
+    return OmegaConf.to_object(audit), {key: [old, new] for key, (old, new) in changes.items()}
 
 
 @dataclasses.dataclass

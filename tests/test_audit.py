@@ -115,6 +115,11 @@ def test_rungs_change_what_they_say(tmp_path):
         audit_config(cfg, run, "epochs", 1.1, [], 1)
 
 
+def test_the_data_rung_starts_from_a_generated_task_s_default_size(tmp_path):
+    run, cfg = _config(tmp_path, options="{}")
+    assert audit_config(cfg, run, "data", 2, [], 1)[1] == {"data.options.n_train": [4000, 8000]}
+
+
 def test_the_data_rung_needs_a_size_to_scale(tmp_path):
     run, cfg = _config(tmp_path, name="cifar10", options="{}")
     with pytest.raises(AuditError, match="rung=data scales data.options.n_train, and 'cifar10' trains on its whole"):
