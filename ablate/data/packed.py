@@ -8,8 +8,8 @@ A pack is a directory ``$ABLATE_CACHE/packs/<name>-<key>/``:
 
 Concurrent trials on one machine map the same files, so they share one copy through the page cache, and a set
 larger than memory still trains. A pack is built in a temporary directory and renamed into place, so a reader
-sees a whole pack or none. Builders of one pack on one machine take turns on a lock file, so concurrent trials
-build it once and the others wait and open it; where the lock does not hold (a shared filesystem without
+sees a whole pack or none. Builders of one pack take turns on a lock file in $ABLATE_CACHE/locks/, so concurrent
+trials build it once and the others wait and open it. Where the lock does not hold (a shared filesystem without
 ``flock``), two builders both succeed and one copy is kept.
 """
 import contextlib
@@ -169,8 +169,9 @@ def ensure_pack(name: str, identity: dict, image_size: int, build: Callable[[Pac
 @contextlib.contextmanager
 def _builder_turn(path: Path):
     """Hold the pack's lock file while building, so that concurrent trials do not each decode the same set."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+    locks = path.parent.parent / "locks"               # beside packs/, which holds packs only
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{path.name}.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)               # released when the file is closed, or the process dies
         yield
 
