@@ -58,16 +58,7 @@ def tokens_markdown(run_dir: Path, out: Path, stem_stride: int) -> Tuple[str, st
     labels = {name: f"{name} ({tokens_of(frame, stem_stride)} tokens in stage 3)" for name, frame in frames.items()}
     summaries = {labels[name]: design_summary(frame) for name, frame in frames.items()}
     save(fronts_figure(summaries), out / "fronts_by_tokens")
-    rows = []
-    for name, frame in frames.items():
-        summary = summaries[labels[name]]
-        decisive = decisiveness(PRIMARY.oriented(metric_table(frame, PRIMARY.column)))
-        anova = decisive["anova"]
-        front = summary[pareto_mask(summary[["throughput", "metric_mean"]].to_numpy(float), DIRECTIONS)]
-        rows.append(f"| {labels[name]} | {summary['design'].iloc[0]} ({summary['metric_mean'].iloc[0]:.3f}) | "
-                    f"{fmt(anova['F'], '.2f')} ({anova['df_design']}, {anova['df_resid']}), p {fmt(anova['p'], '.2g')}"
-                    f", share {fmt(anova['share'], '.2f')} | {decisive['resolved']} of {len(decisive['pairs'])} | "
-                    f"{', '.join(front['design'])} |")
+    rows = [_size_row(labels[name], frame, summaries[labels[name]]) for name, frame in frames.items()]
     parts = [f"# Report: {run_dir.name}, one sweep at {len(runs)} token counts", "",
              "Each size is a sweep of its own with its full report (`resolutions/<size>px/report/report.md`); "
              "stages 3 and 4 use windows as large as their maps, so attention and the scan stay global and only "
@@ -94,6 +85,17 @@ def tokens_markdown(run_dir: Path, out: Path, stem_stride: int) -> Tuple[str, st
                      f"{stats['top_k_overlap']:.2f}. {verdict[0].upper()}{verdict[1:]}.")
     table = _rank_table(summaries)
     return "\n".join(parts + ["", "Each design's mean and rank at each size:", "", table, ""]), table
+
+
+def _size_row(label: str, frame, summary) -> str:
+    """One size: its best design, its decisiveness and its front."""
+    decisive = decisiveness(PRIMARY.oriented(metric_table(frame, PRIMARY.column)))
+    anova = decisive["anova"]
+    front = summary[pareto_mask(summary[["throughput", "metric_mean"]].to_numpy(float), DIRECTIONS)]
+    return (f"| {label} | {summary['design'].iloc[0]} ({summary['metric_mean'].iloc[0]:.3f}) | "
+            f"{fmt(anova['F'], '.2f')} ({anova['df_design']}, {anova['df_resid']}), p {fmt(anova['p'], '.2g')}, "
+            f"share {fmt(anova['share'], '.2f')} | {decisive['resolved']} of {len(decisive['pairs'])} | "
+            f"{', '.join(front['design'])} |")
 
 
 def _rank_table(summaries: dict) -> str:
