@@ -47,7 +47,7 @@ def test_a_loss_ranks_and_picks_its_top_k_lowest_first():
     """A lower-is-better metric: the lowest mean ranks first, and the top-2 sets are the two lowest at each rung."""
     loss = Metric("val_loss", "validation loss", higher_is_better=False)
     low = constant({"a": 0.3, "b": 0.5, "c": 0.7, "d": 0.9})
-    assert ranks(low, loss) == {"a": 1, "b": 2, "c": 3, "d": 4}
+    assert ranks(oriented_scores(low, loss)) == {"a": 1, "b": 2, "c": 3, "d": 4}
     high = constant({"a": 0.4, "b": 0.9, "c": 0.2, "d": 0.6})                  # top 2: {c, a}; at 1x {a, b}
     stats = rung_agreement(oriented_scores(low, loss), oriented_scores(high, loss), k=2, n_boot=50)
     assert stats["top_k_overlap"] == 0.5

@@ -49,12 +49,13 @@ def write_report(run_dir, out=None) -> Path:
 def _write_tokens_report(run_dir: Path, out) -> Path:
     """A resolutions= run: each size's own report, then the comparison across token counts."""
     from ..config import load_run_config
-    for run in sub_runs(run_dir):
+    runs = sub_runs(run_dir)
+    for run in runs:
         write_report(run)
     out = Path(out) if out else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    stem_stride = load_run_config(sub_runs(run_dir)[0]).model.stem_stride
-    text, table = tokens_markdown(run_dir, out, stem_stride)
+    stem_stride = load_run_config(runs[0]).model.stem_stride
+    text, table = tokens_markdown(run_dir, runs, out, stem_stride)
     (out / "table.md").write_text(table + "\n")
     path = out / "report.md"
     path.write_text(text)

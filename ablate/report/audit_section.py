@@ -11,7 +11,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from ..results import PRIMARY, Metric, read_sessions
+from ..results import PRIMARY, read_sessions
 from .figures import plt, save
 from .stats import paired_scores, rung_agreement, rung_verdict
 from .table import load_results, oriented_scores, seed_scores
@@ -23,9 +23,9 @@ def find_audits(run_dir: Path) -> List[Path]:
     return sorted(path.parent for path in (run_dir / AUDIT_DIR).glob(f"*/{AUDIT_FILE}"))
 
 
-def ranks(scores: Dict[str, np.ndarray], metric: Metric = PRIMARY) -> Dict[str, int]:
-    """1 for the best mean (the highest, or the lowest of a loss); ties broken by name."""
-    order = sorted(scores, key=lambda d: (-float(np.mean(metric.oriented(scores[d]))), d))
+def ranks(oriented: Dict[str, np.ndarray]) -> Dict[str, int]:
+    """1 for the best mean of scores turned so that higher is better (oriented_scores); ties broken by name."""
+    order = sorted(oriented, key=lambda d: (-float(np.mean(oriented[d])), d))
     return {design: i + 1 for i, design in enumerate(order)}
 
 
@@ -65,8 +65,9 @@ def _one_audit(audit_dir: Path, base: dict, out: Path) -> str:
     low, high = paired_scores(base, seed_scores(load_results(audit_dir)))
     if len(low) < 2:
         return f"### {high_name}\n\nFewer than two designs trained at both rungs: nothing to rank.\n"
-    stats = rung_agreement(oriented_scores(low), oriented_scores(high), k=min(3, len(low) - 1))
-    low_ranks, high_ranks = ranks(low), ranks(high)
+    oriented_low, oriented_high = oriented_scores(low), oriented_scores(high)
+    stats = rung_agreement(oriented_low, oriented_high, k=min(3, len(low) - 1))
+    low_ranks, high_ranks = ranks(oriented_low), ranks(oriented_high)
     stem = f"audit_{audit_dir.name}"
     save(rank_figure(low_ranks, high_ranks, "1x", high_name), out / stem)
     changes = ", ".join(f"`{key}` {old} -> {new}" for key, (old, new) in record["changes"].items())

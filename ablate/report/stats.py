@@ -158,8 +158,9 @@ def rung_agreement(low: Dict[str, np.ndarray], high: Dict[str, np.ndarray], k: i
     """How far the ranking of designs by their mean over seeds at a cheap rung (``low``) survives at a dearer one
     (``high``), both turned so that higher is better: Kendall tau-b, Spearman rho and the top-k overlap of the
     means, with percentile bootstrap intervals. A design's seeds are paired across rungs (same data, same
-    initialisation), so each resample draws the same seeds at both. Resamples in which either side has no ranking (all means equal) are counted in
-    ``undefined`` and left out. With few seeds the percentile interval is narrower than the true uncertainty."""
+    initialisation), so each resample draws the same seeds at both. Resamples in which either side has no ranking
+    (all means equal) are counted in ``undefined`` and left out. With few seeds the percentile interval is narrower
+    than the true uncertainty."""
     names = sorted(name for name in low if name in high)
     low_means = {name: float(np.mean(low[name])) for name in names}
     high_means = {name: float(np.mean(high[name])) for name in names}

@@ -21,7 +21,7 @@ from .pareto import pareto_mask
 from .stats import paired_scores, rung_agreement, rung_verdict
 from .table import design_summary, fmt, has_results, load_results, oriented_scores, seed_scores
 
-DIRECTIONS = ["max", "max" if PRIMARY.higher_is_better else "min"]      # img/s, the primary metric
+DIRECTIONS = ["max", PRIMARY.direction]      # img/s, the primary metric
 
 
 def sub_runs(run_dir: Path) -> List[Path]:
@@ -51,9 +51,8 @@ def fronts_figure(summaries: dict):
     return figure
 
 
-def tokens_markdown(run_dir: Path, out: Path, stem_stride: int) -> Tuple[str, str]:
-    """The report's text and its design-by-size table."""
-    runs = sub_runs(run_dir)
+def tokens_markdown(run_dir: Path, runs: List[Path], out: Path, stem_stride: int) -> Tuple[str, str]:
+    """The report's text and its design-by-size table; ``runs``: the sizes' run directories (sub_runs)."""
     frames = {run.name: load_results(run) for run in runs}
     labels = {name: f"{name} ({tokens_of(frame, stem_stride)} tokens in stage 3)" for name, frame in frames.items()}
     summaries = {labels[name]: design_summary(frame) for name, frame in frames.items()}
@@ -99,15 +98,12 @@ def _size_row(label: str, frame, summary) -> str:
 
 
 def _rank_table(summaries: dict) -> str:
+    """Each design's mean and rank (its place in the size's summary, best first) at each size."""
     names = list(summaries)
-    designs = list(summaries[names[0]]["design"])
-    head = "| design | " + " | ".join(names) + " |"
-    lines = [head, "|---|" + "---|" * len(names)]
-    for design in designs:
-        cells = []
-        for name in names:
-            summary = summaries[name].reset_index(drop=True)
-            match = summary.index[summary["design"] == design]
-            cells.append(f"{summary.loc[match[0], 'metric_mean']:.3f} (#{match[0] + 1})" if len(match) else "-")
-        lines.append(f"| {design} | " + " | ".join(cells) + " |")
+    cells = {name: {design: f"{mean:.3f} (#{place})" for place, (design, mean)
+                    in enumerate(zip(summary["design"], summary["metric_mean"]), start=1)}
+             for name, summary in summaries.items()}
+    lines = ["| design | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for design in summaries[names[0]]["design"]:
+        lines.append(f"| {design} | " + " | ".join(cells[name].get(design, "-") for name in names) + " |")
     return "\n".join(lines)
