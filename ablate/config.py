@@ -12,6 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .data.augment import AUGMENTS
 from .data.feed import FEEDS
+from .ladder import LadderError, check_budgets
 from .train import DataConfig, ModelConfig, TrainerConfig
 
 SEARCH_ALGOS = ("grid", "random", "tpe", "nsga2")
@@ -191,6 +192,10 @@ def _validate(cfg: SweepConfig):
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    try:
+        check_budgets(cfg.trainer.budgets, cfg.trainer.cooldown, cfg.trainer.decay)
+    except LadderError as error:
+        raise ConfigError(str(error)) from None
     step = 8 * cfg.model.stem_stride            # stage 4's map must come out whole
     bad = [size for size in cfg.resolutions if size < step or size % step]
     if bad:

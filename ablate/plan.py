@@ -89,12 +89,16 @@ def cached_calibration(proxy: dict) -> Dict[str, float]:
 
 
 def trial_seconds(calibration: dict, n_train: int, n_val: int, trainer: dict) -> float:
-    """One trial: its training steps and its evaluations (after each epoch and late_evals more)."""
-    from .train import eval_steps
+    """One trial: the training steps of its budget ladder (the trunk and the branches' cooldowns) and its
+    evaluations (after each epoch and each budget's late evaluations)."""
+    from .ladder import ladder, ladder_cost
+    from .train import epoch_ends
     steps_per_epoch = n_train // trainer["batch_size"]
-    evaluations = len(eval_steps(steps_per_epoch, trainer["epochs"], trainer["late_evals"]))
-    return (steps_per_epoch * trainer["epochs"] * calibration["step_s"]
-            + evaluations * n_val * calibration["eval_s_per_image"])
+    rungs = ladder(steps_per_epoch * trainer["epochs"], trainer["budgets"], trainer["cooldown"],
+                   max(1, int(trainer["warmup_epochs"] * steps_per_epoch)), trainer["late_evals"])
+    evaluations = (len(set(rungs[-1].late) | set(epoch_ends(steps_per_epoch, trainer["epochs"])))
+                   + sum(len(rung.late) for rung in rungs[:-1]))
+    return ladder_cost(rungs) * calibration["step_s"] + evaluations * n_val * calibration["eval_s_per_image"]
 
 
 def makespan(durations: List[float], slots: int) -> float:

@@ -57,6 +57,20 @@ TRAINED = (OK, STOPPED_EARLY)               # statuses whose row has a validatio
 
 
 @dataclasses.dataclass
+class BudgetResult:
+    """A trial's metrics at one budget of its ladder (ablate/ladder.py): the model whose learning rate was decayed
+    to zero at that fraction of the trial's steps. The metric fields are named as the trial's own (METRICS)."""
+    fraction: float
+    steps: int
+    val_acc_best: Optional[float] = None
+    val_acc_final: Optional[float] = None
+    val_acc_late: Optional[float] = None
+    val_loss_best: Optional[float] = None
+    val_loss_final: Optional[float] = None
+    val_loss_late: Optional[float] = None
+
+
+@dataclasses.dataclass
 class TrialResult:
     """What one proxy training returns (train_proxy), and what a trial reports to the driver after each epoch."""
     spec: Optional[str] = None               # canonical, once the model is built
@@ -78,6 +92,15 @@ class TrialResult:
     train_time_s: Optional[float] = 0.0
     history: Optional[List[dict]] = dataclasses.field(default_factory=list)   # one entry per evaluation
     data_digest: Optional[str] = None        # the images, labels and order the trial saw
+    # each budget of the ladder reached so far, smallest first; the last budget's metrics are also the fields above
+    budgets: Optional[List[BudgetResult]] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        # rows read back from JSON, Ray or a table carry the budgets as plain dicts
+        self.budgets = [b if isinstance(b, BudgetResult) else BudgetResult(**b) for b in self.budgets or []]
+
+    def at_budget(self, fraction: float) -> Optional[BudgetResult]:
+        return next((b for b in self.budgets if b.fraction == fraction), None)
 
 
 @dataclasses.dataclass
@@ -112,6 +135,7 @@ class ResultRow(TrialResult):
 
 
 COLUMNS = [field.name for field in dataclasses.fields(ResultRow)]
+NESTED_COLUMNS = ("history", "budgets")     # lists, stored in the table as JSON
 
 
 def architecture_id(spec: str, knobs: str = "{}") -> str:
@@ -158,7 +182,8 @@ def write_table(run_dir: Path):
     """Rebuild results.parquet and results.csv from the per-trial files."""
     import pandas as pd
     frame = pd.DataFrame([row.to_dict() for row in read_rows(run_dir)], columns=COLUMNS)
-    frame["history"] = frame["history"].map(lambda h: json.dumps(h) if not isinstance(h, str) else h)
+    for nested in NESTED_COLUMNS:
+        frame[nested] = frame[nested].map(lambda h: json.dumps(h) if not isinstance(h, str) else h)
     run_dir = Path(run_dir)
     with atomic_path(run_dir / "results.parquet") as parquet:
         frame.to_parquet(parquet, index=False)

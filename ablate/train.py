@@ -4,9 +4,9 @@ Independent of Ray: ``train_proxy(cfg, report)`` calls ``report(metrics)`` after
 a scheduler such as ASHA needs. It never raises for a failing trial: a diverging loss, a bad spec or an
 unreadable dataset ends the run with status ``failed`` and the reason.
 """
+import copy
 import dataclasses
 import hashlib
-import math
 import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from .data import dataset_classes, is_generated, load_dataset
 from .data.augment import make_augment
 from .data.feed import Feeder
+from .ladder import Rung, check_budgets, ladder, lr_factor
 from .model import build_model
-from .results import FAILED, TrialResult
+from .results import FAILED, BudgetResult, TrialResult
 
 
 @dataclasses.dataclass
@@ -73,9 +74,15 @@ class TrainerConfig:
     threads: int = 1                 # torch.set_num_threads: two trials on two cores do not fight
     device: str = "auto"             # auto: cuda when available, else cpu
     eval_batch_size: int = 250
-    # Validation after every epoch, and late_evals more times evenly spaced over the last quarter of the steps
-    # (the last at the end): the "late" metrics average those, where the learning curve is flat.
+    # Validation after every epoch, and late_evals more times for each budget, evenly spaced over its last quarter
+    # or its cooldown when that is shorter (the last at the budget's end): the "late" metrics average those.
     late_evals: int = 3
+    # The budget ladder (ablate/ladder.py): fractions of the trial's steps at which a finished model is evaluated,
+    # each with its own cooldown, the learning rate decaying to zero over the last `cooldown` of that budget
+    # (`decay`: linear or cosine). budgets=[1] cooldown=1 decay=cosine is the proxy's schedule before the ladder.
+    budgets: List[float] = dataclasses.field(default_factory=lambda: [0.5, 1.0])
+    cooldown: float = 0.2
+    decay: str = "linear"
     # channels_last memory format for images and conv weights: faster convs with oneDNN on CPU and cuDNN on GPU.
     channels_last: bool = True
 
@@ -153,15 +160,6 @@ def _param_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _lr_lambda(total_steps, warmup_steps):
-    def factor(step):
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    return factor
-
-
 @torch.no_grad()
 def evaluate(model, feed: Feeder, batch_size, autocast) -> Tuple[float, float]:
     """Accuracy and mean negative log-likelihood (no label smoothing) on the validation images."""
@@ -175,19 +173,8 @@ def evaluate(model, feed: Feeder, batch_size, autocast) -> Tuple[float, float]:
     return correct / len(feed.part), nll / len(feed.part)
 
 
-def eval_steps(steps_per_epoch: int, epochs: int, late_evals: int) -> List[int]:
-    """The steps after which the model is validated: every epoch's end, and late_evals points evenly spaced
-    over the last quarter of the steps (the last one at the end)."""
-    total = steps_per_epoch * epochs
-    late = {total - round(i * total / (4 * late_evals)) for i in range(late_evals)}
-    return sorted(late | {steps_per_epoch * (epoch + 1) for epoch in range(epochs)})
-
-
-def late_mean(history: List[dict], key: str) -> Optional[float]:
-    """The mean of ``key`` over the evaluations in the last quarter of the steps (the flat end of the curve)."""
-    total = history[-1]["step"] if history else 0
-    values = [h[key] for h in history if h["step"] > 0.75 * total]
-    return float(np.mean(values)) if values else None
+def epoch_ends(steps_per_epoch: int, epochs: int) -> List[int]:
+    return [steps_per_epoch * (epoch + 1) for epoch in range(epochs)]
 
 
 def epoch_order(cfg: ProxyConfig, epoch: int, n: int) -> torch.Tensor:
@@ -200,18 +187,19 @@ class Diverged(RuntimeError):
     pass
 
 
-def _train_step(model, optimizer, scheduler, x, y, cfg, where, autocast):
+def _train_step(model, optimizer, x, y, cfg, where, autocast, lr: float):
     t = cfg.trainer
     model.train()
     with autocast():
         loss = F.cross_entropy(model(x).float(), y, label_smoothing=t.label_smoothing)
     if not torch.isfinite(loss):
         raise Diverged(f"loss is {loss.item()} at {where}")
+    for group in optimizer.param_groups:
+        group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
     optimizer.step()
-    scheduler.step()
     return loss.item()
 
 
@@ -235,59 +223,106 @@ def make_feeds(cfg: ProxyConfig, data, device: torch.device) -> Tuple[Feeder, Fe
     return train, val
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the trunk and its branches share while one trial trains."""
+    cfg: ProxyConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    train_feed: Feeder
+    val_feed: Feeder
+    n_train: int
+    steps_per_epoch: int
+    warmup_steps: int
+    on_cuda: bool
+    started: float
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.on_cuda)
+
+    def train(self, step: int, rung: Rung, x, y) -> float:
+        """Optimizer step ``step`` (0-based) on the path to ``rung``."""
+        t = self.cfg.trainer
+        epoch, batch = divmod(step, self.steps_per_epoch)
+        lr = t.lr * lr_factor(step, self.warmup_steps, rung, t.decay)
+        return _train_step(self.model, self.optimizer, x, y, self.cfg, f"epoch {epoch + 1}, step {batch + 1}",
+                           self.autocast, lr)
+
+    def evaluation(self, step: int, losses: List[float], branch: Optional[float] = None) -> dict:
+        """A history entry: the validation metrics after ``step`` steps; ``branch``: the budget of the branch that
+        took it (absent on the trunk)."""
+        accuracy, nll = evaluate(self.model, self.val_feed, self.cfg.trainer.eval_batch_size, self.autocast)
+        entry = {"epoch": round(step / self.steps_per_epoch, 4), "step": step, "val_acc": accuracy,
+                 "val_loss": nll, "train_loss": float(np.mean(losses)),
+                 "train_time_s": time.perf_counter() - self.started}
+        return entry if branch is None else {**entry, "branch": branch}
+
+    def batch_at(self, step: int):
+        """The training batch of step ``step``: the one the trunk trains on at that step."""
+        epoch, batch = divmod(step, self.steps_per_epoch)
+        size = self.cfg.trainer.batch_size
+        index = epoch_order(self.cfg, epoch, self.n_train)[batch * size:(batch + 1) * size].numpy()
+        return self.train_feed.batch(index, step)
+
+    def branch(self, rung: Rung) -> List[dict]:
+        """Train a copy of the trunk through ``rung``'s cooldown on the trunk's own batches, evaluate it, and
+        put the trunk back as it was (weights, normalisation statistics, optimizer state, random state)."""
+        saved = copy.deepcopy((self.model.state_dict(), self.optimizer.state_dict()))
+        rng = torch.get_rng_state(), (torch.cuda.get_rng_state_all() if self.on_cuda else None)
+        entries, losses = [], []
+        for step in range(rung.start, rung.end):
+            losses.append(self.train(step, rung, *self.batch_at(step)))
+            if step + 1 in rung.late:
+                entries.append(self.evaluation(step + 1, losses, branch=rung.fraction))
+                losses = []
+        self.model.load_state_dict(saved[0])
+        self.optimizer.load_state_dict(saved[1])
+        torch.set_rng_state(rng[0])
+        if rng[1] is not None:
+            torch.cuda.set_rng_state_all(rng[1])
+        return entries
+
+
+def _start(cfg: ProxyConfig, data, started: float) -> _Run:
+    t = cfg.trainer
+    device = resolve_device(t.device)
+    model = make_model(cfg, data.num_classes, data.in_chans).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr)
+    steps_per_epoch = epoch_steps(len(data.train), t.batch_size)
+    train_feed, val_feed = make_feeds(cfg, data, device)
+    return _Run(cfg, model, optimizer, train_feed, val_feed, len(data.train), steps_per_epoch,
+                max(1, int(t.warmup_epochs * steps_per_epoch)), device.type == "cuda", started)
+
+
 def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> TrialResult:
-    """Train one proxy model. After every epoch ``report`` gets a copy of the result so far (ASHA reads its
-    val_acc_final by epochs_done); the return value is the whole result, failed with the reason and the epoch
-    it happened in when something went wrong."""
+    """Train one proxy model along the budget ladder. After every epoch ``report`` gets a copy of the result so
+    far (ASHA reads it by epochs_done); the return value is the whole result, failed with the reason and the
+    epoch it happened in when something went wrong."""
     cfg = as_config(cfg)
     t = cfg.trainer
+    check_budgets(t.budgets, t.cooldown, t.decay)
     torch.set_num_threads(t.threads)
     torch.manual_seed(cfg.seed)
     result = TrialResult(spec=cfg.model.spec, seed=cfg.seed, data_seed=data_seed(cfg), dataset=cfg.data.name,
                          image_size=cfg.data.image_size)
-    start = time.perf_counter()
-    epoch, train_feed = 0, None
+    started = time.perf_counter()
+    epoch, run = 0, None
     try:
         data = make_dataset(cfg)
-        device = resolve_device(t.device)
-        on_cuda = device.type == "cuda"
-        model = make_model(cfg, data.num_classes, data.in_chans).to(device)
-        if t.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        result.spec = model.spec.canonical
-        result.params = sum(p.numel() for p in model.parameters())
-        optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr)
-        steps_per_epoch = epoch_steps(len(data.train), t.batch_size)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _lr_lambda(t.epochs * steps_per_epoch, max(1, int(t.warmup_epochs * steps_per_epoch))))
-        evals = set(eval_steps(steps_per_epoch, t.epochs, t.late_evals))
+        run = _start(cfg, data, started)
+        result.spec = run.model.spec.canonical
+        result.params = sum(p.numel() for p in run.model.parameters())
+        rungs = ladder(t.epochs * run.steps_per_epoch, t.budgets, t.cooldown, run.warmup_steps, t.late_evals)
         digest = _digest(data)
-        train_feed, val_feed = make_feeds(cfg, data, device)
-
-        def autocast():
-            return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
-
-        step, since_eval = 0, []
         for epoch in range(t.epochs):
             order = epoch_order(cfg, epoch, len(data.train))
             digest.update(order.numpy().tobytes())
-            epoch_losses = []
-            for batch, (x, y) in enumerate(train_feed.epoch(order, t.batch_size, steps_per_epoch, step)):
-                loss = _train_step(model, optimizer, scheduler, x, y, cfg, f"epoch {epoch + 1}, step {batch + 1}",
-                                   autocast)
-                step += 1
-                epoch_losses.append(loss)
-                since_eval.append(loss)
-                if step in evals:
-                    accuracy, nll = evaluate(model, val_feed, t.eval_batch_size, autocast)
-                    result.history.append({
-                        "epoch": round(step / steps_per_epoch, 4), "step": step, "val_acc": accuracy,
-                        "val_loss": nll, "train_loss": float(np.mean(since_eval)),
-                        "train_time_s": time.perf_counter() - start})
-                    since_eval = []
-            _record(result, float(np.mean(epoch_losses)), epoch + 1, time.perf_counter() - start)
+            epoch_loss = _train_epoch(run, rungs, order, epoch, result.history)
+            _record(result, epoch_loss, epoch + 1, rungs, time.perf_counter() - started)
             if report is not None:
-                report(dataclasses.replace(result, history=list(result.history)))
+                report(dataclasses.replace(result, history=list(result.history), budgets=list(result.budgets)))
         result.data_digest = digest.hexdigest()[:16]
     except Diverged as error:
         result.status, result.error = FAILED, f"diverged: {error}"
@@ -296,17 +331,57 @@ def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> 
         result.status, result.error = FAILED, (f"{type(error).__name__} in epoch {epoch + 1}: {error} "
                                                f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
     finally:
-        if train_feed is not None:
-            train_feed.close()            # its prefetch thread, on every path
-    result.train_time_s = time.perf_counter() - start
+        if run is not None:
+            run.train_feed.close()            # its prefetch thread, on every path
+    result.train_time_s = time.perf_counter() - started
     return result
 
 
-def _record(result: TrialResult, train_loss: float, epochs_done: int, seconds: float) -> None:
-    """The result's metrics from its history, after an epoch."""
-    history = result.history
+def _train_epoch(run: _Run, rungs: List[Rung], order, epoch: int, history: List[dict]) -> float:
+    """One epoch of the trunk, each branch taken where its cooldown starts; evaluations appended to ``history``.
+    Returns the epoch's mean training loss."""
+    t, trunk = run.cfg.trainer, rungs[-1]
+    first = epoch * run.steps_per_epoch
+    evaluations = set(trunk.late) | set(epoch_ends(run.steps_per_epoch, t.epochs))
+    losses, since_eval = [], []
+    for offset, (x, y) in enumerate(run.train_feed.epoch(order, t.batch_size, run.steps_per_epoch, first)):
+        step = first + offset
+        for rung in rungs[:-1]:
+            if rung.start == step:
+                history.extend(run.branch(rung))
+        losses.append(run.train(step, trunk, x, y))
+        since_eval.append(losses[-1])
+        if step + 1 in evaluations:
+            history.append(run.evaluation(step + 1, since_eval))
+            since_eval = []
+    return float(np.mean(losses))
+
+
+def budget_result(history: List[dict], rung: Rung, on_trunk: bool) -> BudgetResult:
+    """A budget's metrics from the evaluations on its path: the trunk's up to its end (the last budget), or up to
+    where its branch left and then the branch's own."""
+    trunk = [h for h in history if "branch" not in h]
+    path = ([h for h in trunk if h["step"] <= rung.end] if on_trunk else
+            [h for h in trunk if h["step"] <= rung.start] + [h for h in history if h.get("branch") == rung.fraction])
+    return BudgetResult(fraction=rung.fraction, steps=rung.end, **_metrics(path, rung.window))
+
+
+def _metrics(path: List[dict], window: float) -> dict:
+    """The six validation metrics of a path of evaluations (ascending steps): the last, the best, and the mean
+    over the last ``window`` of the steps (the late mean)."""
+    late = [h for h in path if h["step"] > path[-1]["step"] * (1 - window)]
+    return {"val_acc_final": path[-1]["val_acc"], "val_loss_final": path[-1]["val_loss"],
+            "val_acc_best": max(h["val_acc"] for h in path), "val_loss_best": min(h["val_loss"] for h in path),
+            "val_acc_late": float(np.mean([h["val_acc"] for h in late])),
+            "val_loss_late": float(np.mean([h["val_loss"] for h in late]))}
+
+
+def _record(result: TrialResult, train_loss: float, epochs_done: int, rungs: List[Rung], seconds: float) -> None:
+    """The result's metrics after an epoch: each budget reached so far, and the trunk's so far (the last
+    budget's, once it is reached)."""
+    trunk = [h for h in result.history if "branch" not in h]
+    done = trunk[-1]["step"]
+    result.budgets = [budget_result(result.history, rung, rung is rungs[-1]) for rung in rungs if rung.end <= done]
     result.epochs_done, result.train_loss, result.train_time_s = epochs_done, train_loss, seconds
-    result.val_acc_final, result.val_loss_final = history[-1]["val_acc"], history[-1]["val_loss"]
-    result.val_acc_best = max(h["val_acc"] for h in history)
-    result.val_loss_best = min(h["val_loss"] for h in history)
-    result.val_acc_late, result.val_loss_late = late_mean(history, "val_acc"), late_mean(history, "val_loss")
+    for name, value in _metrics(trunk, rungs[-1].window).items():
+        setattr(result, name, value)

@@ -64,10 +64,15 @@ def test_makespan_packs_the_longest_trials_first():
 
 def test_trial_seconds_counts_steps_and_evaluations():
     from ablate.plan import trial_seconds
-    trainer = {"batch_size": 64, "epochs": 2, "late_evals": 3}
+    trainer = {"batch_size": 64, "epochs": 2, "late_evals": 3, "warmup_epochs": 0.5, "budgets": [1], "cooldown": 1}
     # 62 steps per epoch; evaluations: after epochs 1 and 2, and at 3 points of the last quarter (one is the end)
     assert trial_seconds({"step_s": 1.0, "eval_s_per_image": 0.01}, 4000, 500, trainer) == \
         pytest.approx(124 + 4 * 500 * 0.01)
+    # budgets [0.5, 1], cooldown 0.2: the branch's cooldown adds steps 50-61 and its 3 evaluations (54, 58, 62);
+    # the trunk is evaluated after epoch 1 (62) and at 107, 116 and 124
+    ladder = {**trainer, "budgets": [0.5, 1], "cooldown": 0.2}
+    assert trial_seconds({"step_s": 1.0, "eval_s_per_image": 0.01}, 4000, 500, ladder) == \
+        pytest.approx(124 + 12 + 7 * 500 * 0.01)
 
 
 def test_plan_prints_the_sweep_and_trains_nothing(tmp_path, monkeypatch):

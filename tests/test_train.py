@@ -77,23 +77,22 @@ def test_default_proxy_sees_64_tokens_in_stage_3_and_16_in_stage_4():
     assert model.spec.canonical == "C|CCC|MMMMTTTT|MMTT"
 
 
-def test_validation_points_are_every_epoch_end_and_the_last_quarter():
-    from ablate.train import eval_steps, late_mean
-    assert eval_steps(10, 3, 4) == [10, 20, 24, 26, 28, 30]
-    assert eval_steps(10, 3, 0) == [10, 20, 30]
-    history = [{"step": s, "val_loss": float(s)} for s in eval_steps(10, 3, 4)]
-    assert late_mean(history, "val_loss") == pytest.approx((24 + 26 + 28 + 30) / 4)
-
-
-def test_records_loss_and_the_late_means_of_the_last_quarter(tmp_path, monkeypatch):
+def test_records_loss_and_the_late_means_of_each_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
-    result = train_proxy(with_(TINY, trainer={"late_evals": 2}))         # 4 steps per epoch, 8 in all
-    assert [h["step"] for h in result.history] == [4, 7, 8]
-    late = [h for h in result.history if h["step"] > 6]
+    # 4 steps per epoch, 8 in all; budgets [0.5, 1], cooldown 0.2: the branch decays over step 3 and is evaluated
+    # after 4 steps, the trunk after epoch 1 (4) and at its late steps 7 and 8
+    result = train_proxy(with_(TINY, trainer={"late_evals": 2}))
+    assert [(h["step"], h.get("branch")) for h in result.history] == [(4, 0.5), (4, None), (7, None), (8, None)]
+    trunk = [h for h in result.history if "branch" not in h]
+    late = [h for h in trunk if h["step"] > 8 * 0.8]
     assert result.val_acc_late == pytest.approx(np.mean([h["val_acc"] for h in late]))
     assert result.val_loss_late == pytest.approx(np.mean([h["val_loss"] for h in late]))
-    assert result.val_loss_final == result.history[-1]["val_loss"] > 0
-    assert result.val_loss_best == min(h["val_loss"] for h in result.history)
+    assert result.val_loss_final == trunk[-1]["val_loss"] > 0
+    assert result.val_loss_best == min(h["val_loss"] for h in trunk)
+    half, whole = result.budgets
+    assert (half.fraction, half.steps, whole.fraction, whole.steps) == (0.5, 4, 1.0, 8)
+    assert half.val_acc_final == half.val_acc_late == result.history[0]["val_acc"]
+    assert (whole.val_acc_late, whole.val_loss_final) == (result.val_acc_late, result.val_loss_final)
 
 
 def test_designs_of_one_seed_train_on_identical_data(tmp_path, monkeypatch):

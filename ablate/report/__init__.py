@@ -4,7 +4,7 @@ import json
 import math
 from pathlib import Path
 
-from ..results import FAILED, PRIMARY, REJECTED_BUDGET, read_sessions
+from ..results import FAILED, NESTED_COLUMNS, PRIMARY, REJECTED_BUDGET, read_sessions
 from .attribution import attribution_markdown
 from .audit_section import audit_markdown
 from .decisive_section import decisiveness_markdown
@@ -36,8 +36,8 @@ def write_report(run_dir, out=None) -> Path:
     colours, labels = _registry_style()
     save(spec_ribbons(summary, colours, labels), out / "spec_ribbons")
     save(training_curves(frame, design_labels(frame), list(summary["design"])), out / "training_curves")
-    # history back to JSON, so this results.csv is a results table that the report can be made from again
-    frame.assign(history=frame["history"].map(json.dumps)).to_csv(out / "results.csv", index=False)
+    # the lists back to JSON, so this results.csv is a results table that the report can be made from again
+    frame.assign(**{c: frame[c].map(json.dumps) for c in NESTED_COLUMNS}).to_csv(out / "results.csv", index=False)
     summary.to_csv(out / "designs.csv", index=False)
     (out / "table.md").write_text(markdown_table(summary) + "\n")
     (out / "table.tex").write_text(latex_table(summary))

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import COLUMNS, PRIMARY, STATUSES, TRAINED, Metric
+from ..results import COLUMNS, NESTED_COLUMNS, PRIMARY, STATUSES, TRAINED, Metric
 from .stats import t_interval
 
 
@@ -22,7 +22,7 @@ def has_results(run_dir: Path) -> bool:
 
 
 def load_results(run_dir: Path) -> pd.DataFrame:
-    """results.parquet (or results.csv) of a run; history decoded to lists."""
+    """results.parquet (or results.csv) of a run; history and budgets decoded to lists."""
     run_dir = Path(run_dir)
     for name, reader in RESULT_FILES.items():
         if (run_dir / name).exists():
@@ -37,11 +37,12 @@ def load_results(run_dir: Path) -> pd.DataFrame:
                           f"expected the schema {COLUMNS}")
     frame = frame.reindex(columns=COLUMNS)
     frame["knobs"] = frame["knobs"].fillna("{}")
-    frame["history"] = frame["history"].map(_decode_history)
+    for nested in NESTED_COLUMNS:
+        frame[nested] = frame[nested].map(_decode_list)
     return frame
 
 
-def _decode_history(value):
+def _decode_list(value):
     if isinstance(value, str):
         return json.loads(value) or []
     return list(value) if isinstance(value, (list, np.ndarray)) else []
