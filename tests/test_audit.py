@@ -1,5 +1,6 @@
 """The proxy audit: its statistics on hand-made tables with known answers, its rungs and choice of designs, and the
 command on a copy of a real smoke run."""
+import json
 import math
 import os
 import shutil
@@ -8,14 +9,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from ablate.audit import AuditError, audit_config, stratified
+from ablate.audit import AuditError, AuditOptions, audit_config, audit_record, stratified
 from ablate.config import load_run_config
-from ablate.report.table import oriented_scores
-from ablate.results import Metric
-from ablate.report.audit_section import ranks
+from ablate.report.table import load_results, oriented_scores
+from ablate.results import PRIMARY, Metric
+from ablate.report.audit_section import audit_markdown, ranks
 from ablate.report.stats import HOLDS_TAU, rung_agreement, rung_verdict, top_k_overlap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,30 +102,99 @@ def _config(tmp_path, name="fractal", options="{n_train: 1000}"):
 
 def test_rungs_change_what_they_say(tmp_path):
     run, cfg = _config(tmp_path)
-    audit, changes = audit_config(cfg, run, "budget", 2, ["all Mamba"], 2)
+    audit, changes = audit_config(cfg, run, AuditOptions("budget", 2, seeds=2), ["all Mamba"])
     assert changes == {"trainer.epochs": [3, 6], "data.options.n_train": [1000, 2000]}
     assert audit.trainer.epochs == 6 and audit.data.options["n_train"] == 2000 and not audit.smoke
     assert audit.designs == ["all Mamba"] and audit.seeds == 2 and audit.runs_dir == str(run / "audit")
     assert audit.name == "budgetx2" and audit.resume and audit.scheduler == "none"      # no early stopping
-    assert audit_config(cfg, run, "width", 1.5, ["all Mamba"], 1)[1] == {"model.dim": [16, 24],
-                                                                         "model.in_dim": [16, 24]}
-    with pytest.raises(AuditError, match="rung='depth' is not a rung; valid: epochs, data, budget, width"):
-        audit_config(cfg, run, "depth", 2, [], 1)
+    assert audit_config(cfg, run, AuditOptions("width", 1.5), ["all Mamba"])[1] == {"model.dim": [16, 24],
+                                                                                     "model.in_dim": [16, 24]}
+    with pytest.raises(AuditError, match="rung='depth' is not a rung; valid: epochs, data, budget, width, task"):
+        audit_config(cfg, run, AuditOptions("depth"), [])
     with pytest.raises(AuditError, match="scale=1: a higher-fidelity rung needs scale > 1"):
-        audit_config(cfg, run, "epochs", 1, [], 1)
+        audit_config(cfg, run, AuditOptions("epochs", 1), [])
     with pytest.raises(AuditError, match="rung=epochs scale=1.1 changes nothing here \\(trainer.epochs=3 after"):
-        audit_config(cfg, run, "epochs", 1.1, [], 1)
+        audit_config(cfg, run, AuditOptions("epochs", 1.1), [])
 
 
 def test_the_data_rung_starts_from_a_generated_task_s_default_size(tmp_path):
     run, cfg = _config(tmp_path, options="{}")
-    assert audit_config(cfg, run, "data", 2, [], 1)[1] == {"data.options.n_train": [4000, 8000]}
+    assert audit_config(cfg, run, AuditOptions("data"), [])[1] == {"data.options.n_train": [4000, 8000]}
 
 
 def test_the_data_rung_needs_a_size_to_scale(tmp_path):
     run, cfg = _config(tmp_path, name="cifar10", options="{}")
     with pytest.raises(AuditError, match="rung=data scales data.options.n_train, and 'cifar10' trains on its whole"):
-        audit_config(cfg, run, "data", 2, [], 1)
+        audit_config(cfg, run, AuditOptions("data"), [])
+
+
+def test_the_task_rung_trains_the_same_budget_on_another_dataset(tmp_path):
+    """The run's sizes carry over (a generated task's defaults where unset), its task knobs do not; scale is unused."""
+    run, cfg = _config(tmp_path, options="{n_train: 1000, classes: 20, jitter: 0.03}")
+    audit, changes = audit_config(cfg, run, AuditOptions("task", scale=1, seeds=2), ["all Mamba"])
+    assert changes == {"data.name": ["fractal", "fashion_mnist"],
+                       "data.options": [{"n_train": 1000, "classes": 20, "jitter": 0.03},
+                                        {"n_train": 1000, "n_val": 500}]}
+    assert audit.data.name == "fashion_mnist" and audit.data.options == {"n_train": 1000, "n_val": 500}
+    assert audit.data.root is None and audit.data.image_size == cfg.data.image_size
+    assert audit.trainer.epochs == 3 and audit.trainer.batch_size == cfg.trainer.batch_size and audit.seeds == 2
+    assert audit.name == "task_fashion_mnist" and audit.scheduler == "none" and not audit.smoke
+    contour = audit_config(cfg, run, AuditOptions("task", task="contour", root="/data/x"), [])[0]
+    assert contour.name == "task_contour" and contour.data.root == "/data/x"
+
+
+def test_the_task_rung_counts_a_real_set_the_run_used_whole(tmp_path, monkeypatch):
+    """digits trains on its whole set, split 80/20: the task gets as many images, counted from the run's pack."""
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
+    run, cfg = _config(tmp_path, name="digits", options="{}")
+    changes = audit_config(cfg, run, AuditOptions("task"), [])[1]
+    assert changes["data.options"] == [{}, {"n_train": 1438, "n_val": 359}]
+
+
+def test_the_task_rung_refuses_the_run_s_own_dataset_and_unknown_ones(tmp_path):
+    run, cfg = _config(tmp_path, name="fashion_mnist", options="{n_train: 200, n_val: 100}")
+    with pytest.raises(AuditError, match="task=fashion_mnist is the run's own dataset; rung=task re-trains on "
+                                         "another one \\(task=NAME; valid: match, .*fractal, .*cifar100, imagefolder"):
+        audit_config(cfg, run, AuditOptions("task"), [])
+    with pytest.raises(AuditError, match="task='mnist' is not a dataset; valid: match, .*fashion_mnist"):
+        audit_config(cfg, run, AuditOptions("task", task="mnist"), [])
+    assert audit_config(cfg, run, AuditOptions("task", task="fractal"), [])[1]["data.options"][1] == \
+        {"n_train": 200, "n_val": 100}
+
+
+def _write_table(run_dir: Path, scores: dict) -> None:
+    """A results table with the columns the report needs: design -> its accuracy on seeds 0, 1, 2."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"spec": f"C|C|{design}", "pattern": design, "knobs": "{}", "seed": seed, "status": "ok",
+             PRIMARY.column: value}
+            for design, values in scores.items() for seed, value in enumerate(values)]
+    pd.DataFrame(rows).to_csv(run_dir / "results.csv", index=False)
+
+
+def test_the_report_names_a_task_audit_by_its_datasets_beside_a_budget_audit(tmp_path):
+    """Hand-made tables: an epochs audit (an old record: scale and rung only) that keeps the order, and a task audit
+    on Fashion-MNIST that swaps the last two designs."""
+    run, cfg = _config(tmp_path, options="{}")                                  # a fractal run
+    _write_table(run, {"a": [0.9] * 3, "b": [0.7] * 3, "c": [0.5] * 3, "d": [0.3] * 3})
+    _write_table(run / "audit" / "epochsx2", {"a": [0.95] * 3, "b": [0.8] * 3, "c": [0.6] * 3, "d": [0.4] * 3})
+    (run / "audit" / "epochsx2" / "audit.json").write_text(json.dumps(
+        {"rung": "epochs", "scale": 2.0, "description": "more epochs on the same images",
+         "changes": {"trainer.epochs": [2, 4]}}))
+    task = run / "audit" / "task_fashion_mnist"
+    _write_table(task, {"a": [0.8] * 3, "b": [0.7] * 3, "c": [0.6] * 3, "d": [0.65] * 3})
+    options = AuditOptions("task")                                             # the record run_audit writes
+    record = audit_record(cfg, options, audit_config(cfg, run, options, [])[1], list("abcd"), 3, "python -m ...")
+    (task / "audit.json").write_text(json.dumps(record))
+    (tmp_path / "out").mkdir()
+    text = audit_markdown(run, load_results(run), tmp_path / "out")
+    assert "### 2x epochs: more epochs on the same images" in text and "| 1x mean | 1x rank | 2x epochs mean" in text
+    assert "### fashion_mnist: the same designs on fashion_mnist instead of fractal" in text
+    assert "`data.name` fractal -> fashion_mnist" in text and "in `task_fashion_mnist/`" in text
+    assert "| design | fractal mean | fractal rank | fashion_mnist mean | fashion_mnist rank |" in text
+    assert "| d | 0.300 | 4 | 0.650 | 3 |" in text                              # d and c swap places
+    assert "Verdict: the fractal proxy ranking" in text
+    assert "![rank at fractal vs fashion_mnist](audit_task_fashion_mnist.png)" in text
+    assert (tmp_path / "out" / "audit_task_fashion_mnist.png").is_file()
 
 
 def test_audit_command_on_a_smoke_run_writes_the_report_section(smoke_run, tmp_path):

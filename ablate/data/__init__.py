@@ -5,10 +5,10 @@
     python -m ablate.data pack NAME root=... image_size=64
 
 names: fractal, contour (formula-driven, many classes: formula.py), match, tint, order, recall, oddball, count,
-texture (synthetic.py), digits, cifar10, cifar100, imagefolder, tinyimagenet (real.py, root=). Every dataset is
-packed once into uint8 arrays in the cache (packed.py) and memory-mapped by the trials that use it; splits are
-rows of the pack. ``seed`` draws the images of a generated task (never its classes) and the subsets and split
-of a real one.
+texture (synthetic.py), digits, cifar10, cifar100, fashion_mnist, imagefolder, tinyimagenet (real.py, root=;
+fashion_mnist defaults to Debian's /usr/share/datasets/fashion-mnist). Every dataset is packed once into uint8
+arrays in the cache (packed.py) and memory-mapped by the trials that use it; splits are rows of the pack.
+``seed`` draws the images of a generated task (never its classes) and the subsets and split of a real one.
 """
 import inspect
 from typing import Callable, Dict

@@ -2,8 +2,8 @@
 
     python -m ablate.data pack NAME [root=PATH] [image_size=64] [seed=0] [option=value ...]
 
-NAME is any dataset of ``ablate.data`` (cifar10, cifar100, imagefolder, tinyimagenet, digits, or a generated
-task, whose pack is per seed). Exits 2 with the reason when the dataset cannot be read.
+NAME is any dataset of ``ablate.data`` (cifar10, cifar100, fashion_mnist, imagefolder, tinyimagenet, digits, or a
+generated task, whose pack is per seed). Exits 2 with the reason when the dataset cannot be read.
 """
 import sys
 import time

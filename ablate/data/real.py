@@ -1,9 +1,12 @@
 """Real images from disk or from a package, packed once: scikit-learn's digits, CIFAR-10/100 (python batches),
-ImageFolder and Tiny-ImageNet. Each format gives its class count (from names alone), the identity of its pack
-(the source's path, file sizes and modification times, the image size) and the function that fills the pack.
-Nothing downloads; a missing or corrupt file is an error that names its path."""
+Fashion-MNIST (idx files, from Debian's dataset-fashion-mnist by default), ImageFolder and Tiny-ImageNet. Each
+format gives its class count (from names alone), the identity of its pack (the source's path, file sizes and
+modification times, the image size) and the function that fills the pack. Nothing downloads; a missing or
+corrupt file is an error that names its path."""
 import dataclasses
+import gzip
 import pickle
+import zlib
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
@@ -303,8 +306,100 @@ def _tiny_build(builder: PackBuilder, root=None) -> None:
 TINYIMAGENET = RealFormat(lambda root=None, **_: len(_tiny_wnids(_tiny_root(root))), _tiny_identity, _tiny_build,
                           TINY_LAYOUT, large=True)
 
+# --- Fashion-MNIST (idx files, as Debian's dataset-fashion-mnist installs them) --------------------------------
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")       # where `apt-get install dataset-fashion-mnist` puts it
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
+# split -> (images file, labels file); each may also be stored uncompressed, without .gz
+FASHION_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                 "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FASHION_LAYOUT = ("Fashion-MNIST's four idx files (" + ", ".join(f"{name}[.gz]" for pair in FASHION_FILES.values()
+                                                                  for name in pair) + ")")
+IDX_UBYTE = 0x08                  # the idx type code of unsigned bytes, the only one Fashion-MNIST uses
+
+
+def _fashion_dir(root) -> Path:
+    """data.root when given, else the Debian package's directory; an error says how to get the files."""
+    folder = FASHION_DIR if root is None else Path(root).expanduser()
+    if not folder.is_dir():
+        given = "data.root" if root is not None else "the default (dataset-fashion-mnist's directory)"
+        raise DatasetError(f"fashion_mnist: directory {folder} does not exist ({given}); install the set with "
+                           f"`apt-get install dataset-fashion-mnist`, or set data.root=/dir holding {FASHION_LAYOUT}")
+    return folder.resolve()
+
+
+def _idx_path(folder: Path, name: str) -> Path:
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    raise DatasetError(f"fashion_mnist: {folder / name}.gz (or {name}) is missing; expected {FASHION_LAYOUT} in "
+                       f"{folder}")
+
+
+def _fashion_paths(folder: Path) -> dict:
+    return {split: tuple(_idx_path(folder, name) for name in pair) for split, pair in FASHION_FILES.items()}
+
+
+def _idx_bytes(path: Path) -> bytes:
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            return f.read()
+    except (OSError, EOFError, zlib.error) as error:          # a cut or corrupt gzip stream
+        raise DatasetError(f"fashion_mnist: {path} cannot be read: {type(error).__name__}: {error}") from None
+
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An idx file of unsigned bytes (gzipped or not) -> its array; anything else is an error naming the path.
+    Header: two zero bytes, the type code, the number of dimensions, then each dimension as a big-endian uint32."""
+    raw = _idx_bytes(path)
+    magic = bytes([0, 0, IDX_UBYTE, ndim])
+    if raw[:4] != magic:
+        raise DatasetError(f"fashion_mnist: {path} is not an idx file of {ndim}-d unsigned bytes: magic number "
+                           f"{raw[:4].hex() or '(empty file)'}, expected {magic.hex()}")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"fashion_mnist: {path} is truncated: {len(raw)} bytes, less than its {header}-byte header")
+    dims = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">u4"))
+    need, shape = int(np.prod(dims)), "x".join(map(str, dims))
+    if len(raw) - header != need:
+        raise DatasetError(f"fashion_mnist: {path} is truncated or padded: its header's dims {shape} need {need} "
+                           f"bytes of data, the file holds {len(raw) - header}")
+    # a writable copy: frombuffer's view of bytes is read-only, which torch.from_numpy (resizing) warns about
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+def _fashion_split(images_path: Path, labels_path: Path, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(N, size, size, 3) uint8 and (N,) labels: grey resized once, then repeated to the 3 channels models take."""
+    images, labels = read_idx(images_path, 3), read_idx(labels_path, 1).astype(np.int64)
+    if len(images) != len(labels):
+        raise DatasetError(f"fashion_mnist: {images_path} has {len(images)} images but {labels_path} has "
+                           f"{len(labels)} labels")
+    if len(labels) and labels.max() >= len(FASHION_CLASSES):
+        raise DatasetError(f"fashion_mnist: {labels_path} has label {labels.max()}; valid: "
+                           f"0-{len(FASHION_CLASSES) - 1}")
+    return _resized(images[..., None], size).repeat(3, axis=-1), labels
+
+
+def _fashion_identity(root=None, image_size=32) -> dict:
+    folder = _fashion_dir(root)
+    files = [path for pair in _fashion_paths(folder).values() for path in pair]
+    return {"format": "fashion_mnist", "root": str(folder), "files": file_identity(files, folder),
+            "image_size": image_size}
+
+
+def _fashion_build(builder: PackBuilder, root=None) -> None:
+    folder = _fashion_dir(root)
+    for split, (images, labels) in _fashion_paths(folder).items():
+        builder.add(split, *_fashion_split(images, labels, builder.image_size))
+    builder.classes, builder.source = list(FASHION_CLASSES), str(folder)
+
+
+FASHION_MNIST = RealFormat(lambda root=None, **_: len(FASHION_CLASSES), _fashion_identity, _fashion_build,
+                           FASHION_LAYOUT, large=True)
+
 FORMATS = {"digits": DIGITS, "cifar10": _cifar_format(CIFAR10), "cifar100": _cifar_format(CIFAR100),
-           "imagefolder": IMAGEFOLDER, "tinyimagenet": TINYIMAGENET}
+           "fashion_mnist": FASHION_MNIST, "imagefolder": IMAGEFOLDER, "tinyimagenet": TINYIMAGENET}
 
 
 def subset_rows(n: int, keep: Optional[int], rng: np.random.Generator) -> np.ndarray:

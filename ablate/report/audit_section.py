@@ -1,13 +1,13 @@
 """The report's "Proxy audit" section: each audit of the run (python -m ablate.audit) against the run itself.
 
-An audit is a sweep in runs/<name>/audit/<rung>x<scale>/ with an audit.json saying what it changed. It is
-compared with the run on the designs and seeds both trained: rank agreement of the designs' means (Kendall tau,
-Spearman rho, top-k overlap) with bootstrap intervals over seeds, each design's rank at each rung, a rank-vs-rank
-figure and the verdict in words.
+An audit is a sweep in runs/<name>/audit/<rung>x<scale>/ (a task audit's: task_<dataset>/) with an audit.json
+saying what it changed and how to label both sides. It is compared with the run on the designs and seeds both
+trained: rank agreement of the designs' means (Kendall tau, Spearman rho, top-k overlap) with bootstrap intervals
+over seeds, each design's rank at each rung, a rank-vs-rank figure and the verdict in words.
 """
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -21,6 +21,12 @@ AUDIT_DIR, AUDIT_FILE = "audit", "audit.json"
 
 def find_audits(run_dir: Path) -> List[Path]:
     return sorted(path.parent for path in (run_dir / AUDIT_DIR).glob(f"*/{AUDIT_FILE}"))
+
+
+def rung_labels(record: dict) -> Tuple[str, str]:
+    """(the run's label, the audit's label): "1x" and "2x epochs", or a task audit's "fractal" and
+    "fashion_mnist". The audit writes both; records written before it did name a scale and a rung."""
+    return record.get("low", "1x"), record.get("high") or f"{record['scale']:g}x {record['rung']}"
 
 
 def ranks(oriented: Dict[str, np.ndarray]) -> Dict[str, int]:
@@ -49,11 +55,12 @@ def audit_markdown(run_dir: Path, frame, out: Path) -> str:
         return ""
     base = seed_scores(frame)
     parts = ["## Proxy audit", "",
-             f"Does the ranking by {PRIMARY.label} survive a bigger budget? Each audit re-trained a stratified "
-             "subset of the designs (evenly spaced in this run's ranking, and the default design) at a higher "
-             "rung, on the same seeds. Intervals: 95% percentile bootstrap over seeds, each resample drawing the same "
-             "seeds of a design at both rungs (paired: same data, same initialisation); with three seeds such an "
-             "interval is narrower than the true uncertainty.", ""]
+             f"Does the ranking by {PRIMARY.label} survive a bigger budget, or another dataset? Each audit "
+             "re-trained a stratified subset of the designs (evenly spaced in this run's ranking, and the default "
+             "design) at a higher rung or on another task, on the same seeds. Intervals: 95% percentile bootstrap "
+             "over seeds, each resample drawing the same seeds of a design on both sides (paired by seed: at a budget "
+             "rung the same data and initialisation); with three seeds such an interval is narrower than the true "
+             "uncertainty.", ""]
     for audit_dir in audits:
         parts.append(_one_audit(audit_dir, base, out))
     return "\n".join(parts)
@@ -61,7 +68,7 @@ def audit_markdown(run_dir: Path, frame, out: Path) -> str:
 
 def _one_audit(audit_dir: Path, base: dict, out: Path) -> str:
     record = json.loads((audit_dir / AUDIT_FILE).read_text())
-    high_name = f"{record['scale']:g}x {record['rung']}"
+    low_name, high_name = rung_labels(record)
     low, high = paired_scores(base, seed_scores(load_results(audit_dir)))
     if len(low) < 2:
         return f"### {high_name}\n\nFewer than two designs trained at both rungs: nothing to rank.\n"
@@ -69,7 +76,7 @@ def _one_audit(audit_dir: Path, base: dict, out: Path) -> str:
     stats = rung_agreement(oriented_low, oriented_high, k=min(3, len(low) - 1))
     low_ranks, high_ranks = ranks(oriented_low), ranks(oriented_high)
     stem = f"audit_{audit_dir.name}"
-    save(rank_figure(low_ranks, high_ranks, "1x", high_name), out / stem)
+    save(rank_figure(low_ranks, high_ranks, low_name, high_name), out / stem)
     changes = ", ".join(f"`{key}` {old} -> {new}" for key, (old, new) in record["changes"].items())
     cost = sum(session["wall_s"] for session in read_sessions(audit_dir)) / 60
     seeds = sorted({len(v) for v in low.values()})
@@ -86,6 +93,7 @@ def _one_audit(audit_dir: Path, base: dict, out: Path) -> str:
         f"- Kendall tau {tau:.2f} [{t_low:.2f}, {t_high:.2f}]; Spearman rho {rho:.2f} [{r_low:.2f}, {r_high:.2f}]; "
         f"top-{stats['top_k']} overlap {stats['top_k_overlap']:.2f} [{o_low:.2f}, {o_high:.2f}] "
         f"({stats['undefined']} of {stats['n_boot']} resamples ranked nothing).",
-        f"- Verdict: {rung_verdict(tau, (t_low, t_high), '1x', high_name)}.", "",
-        f"| design | 1x mean | 1x rank | {high_name} mean | {high_name} rank |", "|---|---|---|---|---|", *rows, "",
-        f"![rank at 1x vs {high_name}]({stem}.png)", ""])
+        f"- Verdict: {rung_verdict(tau, (t_low, t_high), low_name, high_name)}.", "",
+        f"| design | {low_name} mean | {low_name} rank | {high_name} mean | {high_name} rank |",
+        "|---|---|---|---|---|", *rows, "",
+        f"![rank at {low_name} vs {high_name}]({stem}.png)", ""])
