@@ -64,11 +64,23 @@ class BudgetConfig:
 
 
 @dataclasses.dataclass
+class ReportConfig:
+    # The equivalence margin, in the primary metric's units, fixed before any pair is looked at: two designs whose
+    # true difference is below it are "equivalent" (ablate/report/conclusions.py). 0.02 of accuracy is the
+    # binomial spread of one validation accuracy near 0.6 on 500 images (sqrt(0.6 * 0.4 / 500) = 0.022): the
+    # smallest difference the default proxy's first validation set could see in one evaluation.
+    equivalence: float = 0.02
+
+
+@dataclasses.dataclass
 class SweepConfig:
     space: str = "placement"
     experiment: Optional[str] = None  # a file in experiments/ that pins space, data, budget and seeds
     name: Optional[str] = None        # run directory runs/<name>; default: the space's name
     seeds: int = 3
+    # the first seed: trials run seeds first_seed ... first_seed + seeds - 1 (a number no report has used gives fresh
+    # seeds, to show a conclusion on seeds it was not chosen on)
+    first_seed: int = 0
     designs: List[str] = dataclasses.field(default_factory=list)  # only these of the space's designs, by label
     # image sizes to sweep the same designs at (one sub-sweep each, stage 3-4 windows as large as their maps);
     # empty: data.image_size alone
@@ -89,6 +101,12 @@ class SweepConfig:
     ray: RayConfig = dataclasses.field(default_factory=RayConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     budget: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+
+
+def seed_range(cfg: SweepConfig) -> range:
+    """The seeds a grid sweep trains each design on."""
+    return range(cfg.first_seed, cfg.first_seed + cfg.seeds)
 
 
 class ConfigError(ValueError):
@@ -182,12 +200,15 @@ def _validate(cfg: SweepConfig):
         (cfg.search.algo in SEARCH_ALGOS, f"search.algo={cfg.search.algo!r}; valid: {', '.join(SEARCH_ALGOS)}"),
         (cfg.scheduler in SCHEDULERS, f"scheduler={cfg.scheduler!r}; valid: {', '.join(SCHEDULERS)}"),
         (cfg.seeds >= 1, f"seeds={cfg.seeds}; need at least 1"),
+        (cfg.first_seed >= 0, f"first_seed={cfg.first_seed}; need a seed >= 0"),
         (cfg.search.num_samples >= 1, f"search.num_samples={cfg.search.num_samples}; need at least 1"),
         (cfg.resources.cpus_per_trial > 0, f"resources.cpus_per_trial={cfg.resources.cpus_per_trial}; must be > 0"),
         (cfg.resources.gpus_per_trial >= 0, f"resources.gpus_per_trial={cfg.resources.gpus_per_trial}; must be >= 0"),
         (cfg.trainer.epochs >= 1, f"trainer.epochs={cfg.trainer.epochs}; need at least 1"),
         (cfg.data.augment in AUGMENTS, f"data.augment={cfg.data.augment!r}; valid: {', '.join(AUGMENTS)}"),
         (cfg.data.feed in FEEDS, f"data.feed={cfg.data.feed!r}; valid: {', '.join(FEEDS)}"),
+        (cfg.report.equivalence > 0, f"report.equivalence={cfg.report.equivalence}; the equivalence margin must "
+                                     f"be > 0 (in the primary metric's units, e.g. 0.02 of accuracy)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -99,8 +99,10 @@ class TrialResult:
         # rows read back from JSON, Ray or a table carry the budgets as plain dicts
         self.budgets = [b if isinstance(b, BudgetResult) else BudgetResult(**b) for b in self.budgets or []]
 
-    def at_budget(self, fraction: float) -> Optional[BudgetResult]:
-        return next((b for b in self.budgets if b.fraction == fraction), None)
+    def rung_score(self) -> Optional[float]:
+        """What ASHA compares trials by: the primary metric of the largest budget reached (a finished model; every
+        trial of a sweep reaches the same budgets at the same epoch), else the trunk's so far."""
+        return getattr(self.budgets[-1] if self.budgets else self, PRIMARY_METRIC)
 
 
 @dataclasses.dataclass

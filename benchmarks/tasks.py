@@ -14,6 +14,7 @@ resolved (agreeing / against the paper), the CPU-seconds of all trials, and reso
 figures a candidate proxy is chosen by.
 """
 import argparse
+import dataclasses
 import json
 import random
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,6 +24,8 @@ import pandas as pd
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ablate.config import ReportConfig
+from ablate.report.conclusions import conclude
 from ablate.report.decisive import decisiveness
 from ablate.report.decisive_section import paper_pairs
 from ablate.report.table import fmt
@@ -73,12 +76,35 @@ def trial_config(task, spec, seed, overrides) -> ProxyConfig:
 def run(job):
     label, design, cfg = job
     result = train_proxy(cfg)
-    return {"label": label, "design": design, **{k: getattr(result, k) for k in (
-        "spec", "seed", "data_seed", "status", "error", "train_time_s", "history", "data_digest", *METRICS)}}
+    return {"label": label, "design": design, "budgets": [dataclasses.asdict(b) for b in result.budgets],
+            **{k: getattr(result, k) for k in (
+                "spec", "seed", "data_seed", "status", "error", "train_time_s", "history", "data_digest", *METRICS)}}
 
 
-def summarize(rows) -> str:
-    """The decisiveness table of each candidate in ``rows`` (one dict per trial)."""
+def budget_tables(trials, column) -> dict:
+    """budget -> designs x seeds of ``column`` (rows without a ladder: one budget, 1)."""
+    cells = [(b["fraction"], t["design"], t["seed"], b[column])
+             for t in trials.to_dict("records") for b in (t.get("budgets") or [{"fraction": 1.0, column: t[column]}])]
+    long = pd.DataFrame(cells, columns=["budget", "design", "seed", "value"])
+    return {budget: part.pivot_table(index="design", columns="seed", values="value")
+            for budget, part in long.groupby("budget")}
+
+
+def conclusion_counts(trials, column, metric, margin) -> str:
+    """better / equivalent / moving / undecided over the budgets, and the conclusions that hold (better or
+    equivalent) per CPU-hour."""
+    try:
+        found = conclude({b: metric.oriented(t) for b, t in budget_tables(trials, column).items()}, margin)
+    except ValueError as error:
+        return f"- | - | ({error})"
+    held = found.count("better") + found.count("equivalent")
+    counts = " / ".join(str(found.count(v)) for v in ("better", "equivalent", "moving", "undecided"))
+    return f"{counts} | {held / (trials['train_time_s'].sum() / 3600):.1f}"
+
+
+def summarize(rows, margin: float = ReportConfig().equivalence) -> str:
+    """The decisiveness table of each candidate in ``rows`` (one dict per trial), and the pairwise conclusions
+    (ablate/report/conclusions.py) with equivalence ``margin`` in each metric's units."""
     frame = pd.DataFrame(rows)
     frame = frame[frame["status"] == OK]
     lines = []
@@ -88,7 +114,8 @@ def summarize(rows) -> str:
                   f"{sorted(int(s) for s in trials['seed'].unique())}, {len(trials)} trials, {cpu:.0f} CPU-s "
                   f"({trials['train_time_s'].mean():.0f} s per trial)", "",
                   "| metric | F | p | design share | pairs resolved | paper pairs resolved (agree / against) "
-                  "| resolved per CPU-hour |", "|---|---|---|---|---|---|---|"]
+                  f"| resolved per CPU-hour | better / equivalent (margin {margin:g}) / moving / undecided "
+                  "| conclusions that hold per CPU-hour |", "|---|---|---|---|---|---|---|---|---|"]
         for column, metric in METRICS.items():
             table = metric.oriented(trials.pivot_table(index="design", columns="seed", values=column))
             result = decisiveness(table, PAPER_PAIRS)
@@ -96,7 +123,8 @@ def summarize(rows) -> str:
             lines.append(f"| {metric.label} | {fmt(anova['F'], '.2f')} | {fmt(anova['p'], '.2g')} | "
                          f"{fmt(anova['share'], '.2f')} | "
                          f"{result['resolved']} / {len(result['pairs'])} | {agree + against} ({agree} / {against}) "
-                         f"of {len(named)} | {result['resolved'] / (cpu / 3600):.1f} |")
+                         f"of {len(named)} | {result['resolved'] / (cpu / 3600):.1f} | "
+                         f"{conclusion_counts(trials, column, metric, margin)} |")
         means = trials.pivot_table(index="design", values=["val_acc_late", "val_loss_late", "train_time_s"])
         lines += ["", "| design | val acc (late) | val loss (late) | s per trial |", "|---|---|---|---|"]
         for design, row in means.sort_values("val_loss_late").iterrows():
@@ -123,9 +151,11 @@ def main():
     parser.add_argument("--label", help="the candidate's name in --out (default: task, options and sets)")
     parser.add_argument("--out", default="runs/tasks.jsonl", help="trials are appended here, one JSON line each")
     parser.add_argument("--summary", metavar="FILE", help="print the figures of every candidate in FILE and exit")
+    parser.add_argument("--equivalence", type=float, default=ReportConfig().equivalence,
+                        help="the conclusions' equivalence margin, in each metric's units")
     args = parser.parse_args()
     if args.summary:
-        print(summarize(_read(Path(args.summary))))
+        print(summarize(_read(Path(args.summary)), args.equivalence))
         return
     known = designs()
     names = DESIGN_SETS.get(args.designs, args.designs.split(","))
@@ -148,7 +178,7 @@ def main():
             print(f"# {row['design']} seed {row['seed']}: acc late {row['val_acc_late'] or 0:.3f}, loss late "
                   f"{row['val_loss_late'] or 0:.3f} in {row['train_time_s']:.0f} s; val acc by evaluation: {curve}"
                   + (f" (failed: {row['error']})" if row["error"] else ""), flush=True)
-    print(summarize([r for r in _read(out) if r["label"] == label]))
+    print(summarize([r for r in _read(out) if r["label"] == label], args.equivalence))
 
 
 if __name__ == "__main__":

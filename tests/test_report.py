@@ -174,3 +174,52 @@ def test_report_cli_names_a_missing_table(tmp_path):
     assert done.returncode == 2 and "no results table in" in done.stderr and "results.parquet" in done.stderr
     with pytest.raises(ReportError, match="no results table"):
         write_report(tmp_path)
+
+
+def ladder_run(run_dir: Path) -> Path:
+    """Three designs x three seeds with budgets 0.5 and 1: `wide` beats `narrow` at both budgets, `twin` is
+    `wide` within 0.001, and the seeds move every design together (a shared offset the blocks remove)."""
+    late = {"wide": (0.70, 0.90), "twin": (0.701, 0.9005), "narrow": (0.60, 0.70)}
+    specs = {"wide": "C|CCC|TTTTTTTT|TTTT", "twin": "C|CCC|MMMMTTTT|MMTT", "narrow": "C|CCC|MMMMMMMM|MMMM"}
+    noise = {("wide", 0): 0.0005, ("twin", 1): -0.0005, ("narrow", 2): 0.0004}
+    for label, (half, whole) in late.items():
+        for seed in range(3):
+            shift = 0.01 * seed + noise.get((label, seed), 0.0)
+            budgets = [{"fraction": 0.5, "steps": 62, "val_acc_late": half + shift},
+                       {"fraction": 1.0, "steps": 124, "val_acc_late": whole + shift}]
+            write_row(run_dir, ResultRow.from_dict({
+                "run": "ladder", "trial_id": trial_key(specs[label], seed), "space": "placement",
+                "spec": specs[label], "pattern": label, "seed": seed, "dataset": "fractal", "image_size": 32,
+                "epochs_done": 2, "status": "ok", "val_acc_late": whole + shift, "budgets": budgets,
+                "history": [{"epoch": 1, "step": 62, "val_acc": half}, {"epoch": 2, "step": 124, "val_acc": whole}]}))
+    write_table(run_dir)
+    return run_dir
+
+
+def test_report_leads_with_the_conclusions_and_writes_them_per_pair(tmp_path):
+    run_dir = ladder_run(tmp_path / "ladder")
+    report = write_report(run_dir, equivalence=0.01)
+    text = report.read_text()
+    assert text.index("## Conclusions") < text.index("## Designs")
+    assert "**Of 3 design pairs on val acc (late mean): 2 better, 1 equivalent, 0 moving, 0 undecided**" in text
+    pairs = pd.read_csv(report.parent / "conclusions.csv")
+    assert list(pairs.columns[:6]) == ["a", "b", "verdict", "difference", "margin", "metric"]
+    verdicts = {frozenset((r.a, r.b)): (r.verdict, r.a) for r in pairs.itertuples()}
+    assert verdicts[frozenset(("wide", "narrow"))] == ("better", "wide")
+    assert verdicts[frozenset(("twin", "narrow"))] == ("better", "twin")
+    assert verdicts[frozenset(("wide", "twin"))][0] == "equivalent"
+    assert set(pairs["margin"]) == {0.01} and set(pairs["metric"]) == {"val_acc_late"}
+    assert (report.parent / "budgets.png").stat().st_size > 0
+    reread = load_results(run_dir)                                   # the ladder survives the table's JSON
+    assert [b["fraction"] for b in reread["budgets"].iloc[0]] == [0.5, 1.0]
+
+
+def test_report_cli_takes_the_equivalence_margin(tmp_path):
+    run_dir = ladder_run(tmp_path / "ladder")
+    command = [sys.executable, "-m", "ablate.report", str(run_dir), "--equivalence", "0.0001"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    pairs = pd.read_csv(run_dir / "report" / "conclusions.csv")
+    assert set(pairs["margin"]) == {0.0001} and "equivalent" not in set(pairs["verdict"])
+    bad = subprocess.run(command[:-1] + ["0"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "the margin must be > 0" in bad.stderr

@@ -3,10 +3,14 @@ runs/<name>/report/ (Pareto fronts, spec ribbons, training curves, report.md, ta
 import json
 import math
 from pathlib import Path
+from typing import Optional
 
 from ..results import FAILED, NESTED_COLUMNS, PRIMARY, REJECTED_BUDGET, read_sessions
 from .attribution import attribution_markdown
 from .audit_section import audit_markdown
+from .budgets import budget_figure, budget_tables
+from .conclusions import Conclusions, conclude
+from .conclusions_section import conclusions_frame, conclusions_markdown
 from .decisive_section import decisiveness_markdown
 from .figures import pareto_figure, save, spec_ribbons, training_curves
 from .pareto import pareto_mask
@@ -20,17 +24,19 @@ __all__ = ["ReportError", "pareto_mask", "write_report"]
 FRONTS = {"throughput": ("throughput", "max"), "macs": ("macs_total", "min"), "params": ("params", "min")}
 
 
-def write_report(run_dir, out=None) -> Path:
-    """Write the report of runs/<name> into out (default runs/<name>/report); returns report.md's path."""
+def write_report(run_dir, out=None, equivalence: Optional[float] = None) -> Path:
+    """Write the report of runs/<name> into out (default runs/<name>/report); returns report.md's path.
+    ``equivalence``: the margin of the conclusions (default: the run's report.equivalence)."""
     run_dir = Path(run_dir)
     if sub_runs(run_dir) and not has_results(run_dir):
-        return _write_tokens_report(run_dir, out)
+        return _write_tokens_report(run_dir, out, equivalence)
     frame = load_results(run_dir)
     if frame.empty:
         raise ReportError(f"the results table of {run_dir} has no rows")
     out = Path(out) if out else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     summary = design_summary(frame)
+    found = conclusions_of(frame, equivalence_margin(run_dir, equivalence))
     for objective in FRONTS:
         save(pareto_figure(summary, objective, reference=objective != "macs"), out / f"pareto_{objective}")
     colours, labels = _registry_style()
@@ -40,18 +46,42 @@ def write_report(run_dir, out=None) -> Path:
     frame.assign(**{c: frame[c].map(json.dumps) for c in NESTED_COLUMNS}).to_csv(out / "results.csv", index=False)
     summary.to_csv(out / "designs.csv", index=False)
     (out / "table.md").write_text(markdown_table(summary) + "\n")
+    if found is not None:
+        conclusions_frame(found, PRIMARY).to_csv(out / "conclusions.csv", index=False)
+        save(budget_figure(budget_tables(frame, PRIMARY), PRIMARY), out / "budgets")
     (out / "table.tex").write_text(latex_table(summary))
     path = out / "report.md"
-    path.write_text(report_markdown(run_dir, frame, summary, out))
+    path.write_text(report_markdown(run_dir, frame, summary, out, found))
     return path
 
 
-def _write_tokens_report(run_dir: Path, out) -> Path:
+def equivalence_margin(run_dir: Path, given: Optional[float]) -> float:
+    """The margin given, else the run's report.equivalence (its config.yaml), else the default."""
+    from ..config import ConfigError, ReportConfig, load_run_config
+    if given is not None:
+        return given
+    try:
+        return load_run_config(run_dir).report.equivalence
+    except ConfigError:                   # a committed report folder: no config.yaml
+        return ReportConfig().equivalence
+
+
+def conclusions_of(frame, margin: float) -> Optional[Conclusions]:
+    """The pairwise conclusions on the primary metric over the ladder's budgets; None with fewer than two designs
+    or no complete seed (nothing to conclude)."""
+    tables = {budget: PRIMARY.oriented(table) for budget, table in budget_tables(frame, PRIMARY).items()}
+    try:
+        return conclude(tables, margin)
+    except ValueError:
+        return None
+
+
+def _write_tokens_report(run_dir: Path, out, equivalence=None) -> Path:
     """A resolutions= run: each size's own report, then the comparison across token counts."""
     from ..config import load_run_config
     runs = sub_runs(run_dir)
     for run in runs:
-        write_report(run)
+        write_report(run, equivalence=equivalence)
     out = Path(out) if out else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     stem_stride = load_run_config(runs[0]).model.stem_stride
@@ -73,9 +103,10 @@ def _paper_reference(space: str):
     return (known.paper_top1, known.paper_table) if known else (None, "")
 
 
-def report_markdown(run_dir: Path, frame, summary, out: Path) -> str:
+def report_markdown(run_dir: Path, frame, summary, out: Path, found: Optional[Conclusions] = None) -> str:
     space = str(frame["space"].dropna().iloc[0]) if frame["space"].notna().any() else "?"
-    sections = [_header(run_dir, frame, space), *_tracking(run_dir), "## Designs", "",
+    top = [conclusions_markdown(found, PRIMARY), "![the primary metric by budget](budgets.png)", ""] if found else []
+    sections = [_header(run_dir, frame, space), *top, *_tracking(run_dir), "## Designs", "",
                 f"Sorted by the mean {PRIMARY.label}, best first (the primary metric; a late mean averages the "
                 "evaluations over the last quarter of training). The interval is a t-interval over seeds, cut to the "
                 "metric's range; MACs are "
@@ -95,7 +126,7 @@ def report_markdown(run_dir: Path, frame, summary, out: Path) -> str:
                  "", "![accuracy vs params](pareto_params.png)", "", "![spec ribbons](spec_ribbons.png)", "",
                  "![training curves](training_curves.png)", "",
                  "Tables: `table.md`, `table.tex` (booktabs), `designs.csv` (per design), `results.csv` "
-                 "(per trial).", ""]
+                 "(per trial), `conclusions.csv` (per pair of designs).", ""]
     return "\n".join(sections)
 
 

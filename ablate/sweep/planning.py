@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Dict, List
 
-from ..config import SweepConfig
+from ..config import SweepConfig, seed_range
 from ..plan import RAY_START_S, cached_calibration, concurrent_trials, makespan, recorded_correction, trial_seconds
 from ..preflight import DatasetSize
 from ..results import ResultRow, trial_key
@@ -25,7 +25,7 @@ def plan_markdown(cfg: SweepConfig, known: List[Design], size: DatasetSize, done
     """What plan=true prints: every design with its cost, the trials to run, and the estimated wall time."""
     done = {row.trial_id for row in done_rows}
     estimates = design_estimates(cfg, known, size)
-    seeds = range(cfg.seeds) if cfg.search.algo == "grid" else range(1)
+    seeds = seed_range(cfg) if cfg.search.algo == "grid" else range(1)
     lines = [f"# Plan: {cfg.space} -> {run_dir}", "",
              "| design | spec | params | MMACs | seeds to train | already in the run | est. s per trial | budget |",
              "|---|---|---|---|---|---|---|---|"]

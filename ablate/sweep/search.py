@@ -13,10 +13,10 @@ from typing import Dict, List, Optional
 
 from ray.tune.search import Searcher
 
-from ..config import SweepConfig
-from ..results import TRAINED, ResultRow, architecture_id, trial_key
+from ..config import SweepConfig, seed_range
+from ..results import PRIMARY, TRAINED, ResultRow, architecture_id, trial_key
 from ..space import Design, Space
-from .trial import design_dict, design_of, expected_cost
+from .trial import RUNG_SCORE, design_dict, design_of, expected_cost
 
 STUDY_FILE = "optuna.journal"
 MAX_PROPOSALS = 100        # proposals in a row that are all trained already: the sampler has nothing new to offer
@@ -40,7 +40,8 @@ def make_scheduler(cfg: SweepConfig, space: Space):
         return None
     # max_t one past the last epoch: a trial that trains to the end must not be "stopped" at its last epoch
     # report, before its final report (the full result) arrives.
-    return ASHAScheduler(metric="val_acc", mode="max", time_attr="epoch", max_t=cfg.trainer.epochs + 1,
+    # the score: the primary metric of the largest budget each trial has finished (ablate/ladder.py)
+    return ASHAScheduler(metric=RUNG_SCORE, mode=PRIMARY.direction, time_attr="epoch", max_t=cfg.trainer.epochs + 1,
                          grace_period=1, reduction_factor=2)
 
 
@@ -49,7 +50,7 @@ def grid_plan(cfg: SweepConfig, space: Space, known: List[Design], done_rows: Li
     from ray import tune
     done = {row.trial_id for row in done_rows}
     pending = [design_dict(d, seed) for d in sorted(known, key=lambda d: -expected_cost(d.spec, cfg))
-               for seed in range(cfg.seeds) if trial_key(d.key, seed) not in done]
+               for seed in seed_range(cfg) if trial_key(d.key, seed) not in done]
     return SearchPlan({"design": tune.grid_search(pending)} if pending else None, None,
                       make_scheduler(cfg, space), 1, len(pending))
 

@@ -6,7 +6,7 @@ import dataclasses
 from ..config import SweepConfig
 from ..mixers import REGISTRY
 from ..preflight import design_proxy, proxy_model, trial_proxy
-from ..results import FAILED, REJECTED_BUDGET, TrialResult
+from ..results import FAILED, PRIMARY, REJECTED_BUDGET, TrialResult
 from ..space import Design
 from ..spec import parse_spec
 from ..train import ProxyConfig
@@ -72,14 +72,19 @@ EPOCH_SCALARS = {"val_loss": "val_loss_final", "val_acc_best": "val_acc_best", "
                  "val_acc_late": "val_acc_late", "val_loss_late": "val_loss_late", "train_loss": "train_loss",
                  "train_time_s": "train_time_s"}
 TRACKED = ("epoch", "val_acc", *EPOCH_SCALARS)
+RUNG_SCORE = "rung_score"     # ASHA's metric: TrialResult.rung_score
+WORST_SCORE = float("-inf") if PRIMARY.higher_is_better else float("inf")     # a trial with nothing measured
 
 
 def tune_metrics(result: TrialResult, measures: dict, final: bool) -> dict:
-    """A report to Tune: what the scheduler and searcher read (epoch, val_acc, macs_total), the epoch's metrics as
+    """A report to Tune: what the scheduler and searcher read (epoch, the rung score, val_acc, macs_total), the
+    epoch's metrics as
     scalars (TRACKED; val_acc and val_loss are the last evaluation's, a metric not measured yet is left out), and
     the trial's whole result as structured data, from which the driver writes the row."""
     scalars = {name: getattr(result, field) for name, field in EPOCH_SCALARS.items()}
+    score = result.rung_score()
     return {"epoch": result.epochs_done or 0, "val_acc": result.val_acc_final or 0.0,
+            RUNG_SCORE: score if score is not None else WORST_SCORE,
             **{key: value for key, value in scalars.items() if value is not None},
             "macs_total": measures.get("macs_total", 0), "final": int(final),
             "result": dataclasses.asdict(result), "measures": measures}
