@@ -2,13 +2,15 @@
 
     python -m ablate.audit runs/<name> [rung=epochs] [scale=2] [designs=5] [seeds=3]
     python -m ablate.audit runs/<name> rung=task [task=fashion_mnist] [root=/dir]
+    python -m ablate.audit runs/<name> ... first_seed=100      # on fresh seeds 100, 101, ... instead of the run's
 
 Re-trains a stratified subset of the sweep's designs (evenly spaced in its ranking, so the best, the middle and
 the worst, plus the space's default design) at a higher fidelity rung, as a sweep of its own in
 runs/<name>/audit/<rung>x<scale>/ (resumable: run the same command again to finish it). rung=task instead trains
 them on another dataset (task=, Fashion-MNIST by default) with the run's budget and as many images as the run
 had, in runs/<name>/audit/task_<dataset>/. Then it rewrites the run's report, whose "Proxy audit" section
-compares the rungs on the same seeds (ablate/report/audit_section.py).
+compares the rungs on the same seeds (or fresh ones, first_seed=) and rechecks the run's settled conclusions on the
+audit's own (ablate/report/audit_section.py).
 """
 import dataclasses
 import json
@@ -18,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .config import ConfigError, SweepConfig, load_run_config
+from .config import ConfigError, SweepConfig, load_run_config, seed_range
 from .data import LOADERS, SYNTHETIC_SIZES, DatasetError, is_generated, load_dataset
 from .files import write_atomic
 from .report.audit_section import AUDIT_DIR, AUDIT_FILE
@@ -38,7 +40,10 @@ class AuditOptions:
     rung: str = "epochs"
     scale: float = 2.0           # how far a budget rung goes (not used by rung=task)
     designs: int = 5             # evenly spaced in the run's ranking, plus the default design
-    seeds: int = 3               # the run's first seeds, at most all it has
+    seeds: int = 3               # the run's first seeds, at most all it has (fresh seeds: as many as asked)
+    # None: the run's own seeds, paired with it; a number: fresh seeds from there, which the run never trained (a
+    # conclusion shown on seeds it was not chosen on); the audit's directory then ends in _s<first_seed>
+    first_seed: Optional[int] = None
     # rung=task: the dataset the designs are re-trained on. Fashion-MNIST: real images that need no download
     # (Debian's dataset-fashion-mnist), a different question from a generated task's.
     task: str = "fashion_mnist"
@@ -163,8 +168,14 @@ def audit_config(cfg: SweepConfig, run_dir: Path, options: AuditOptions, designs
         # merge=False: a new data.options replaces the run's (a generated task's knobs mean nothing to another)
         OmegaConf.update(audit, key, new, merge=False, force_add=True)
     # every audited design trains to the full budget: early stopping would keep the cheap ranking by construction
-    settings = {"runs_dir": str(run_dir / AUDIT_DIR), "name": rung.names(options.rung, cfg, options)[0],
-                "designs": designs, "seeds": min(options.seeds, cfg.seeds), "smoke": False, "plan": False,
+    fresh = options.first_seed is not None
+    if fresh and set(range(options.first_seed, options.first_seed + options.seeds)) & set(seed_range(cfg)):
+        raise AuditError(f"first_seed={options.first_seed} seeds={options.seeds} overlaps the run's seeds "
+                         f"{list(seed_range(cfg))}; fresh seeds start at {cfg.first_seed + cfg.seeds} or later")
+    name = rung.names(options.rung, cfg, options)[0] + (f"_s{options.first_seed}" if fresh else "")
+    settings = {"runs_dir": str(run_dir / AUDIT_DIR), "name": name, "designs": designs,
+                "seeds": options.seeds if fresh else min(options.seeds, cfg.seeds),
+                "first_seed": options.first_seed if fresh else cfg.first_seed, "smoke": False, "plan": False,
                 "resume": True, "experiment": None, "search.algo": "grid", "scheduler": "none"}
     for key, value in settings.items():
         OmegaConf.update(audit, key, value, force_add=True)

@@ -219,3 +219,51 @@ def test_audit_command_on_a_smoke_run_writes_the_report_section(smoke_run, tmp_p
     bad = subprocess.run([sys.executable, "-m", "ablate.audit", str(run_dir), "rung=depth"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "rung='depth' is not a rung" in bad.stderr
+
+
+def test_an_audit_on_fresh_seeds_never_trains_the_run_s_seeds(tmp_path):
+    run, cfg = _config(tmp_path)
+    audit, _ = audit_config(cfg, run, AuditOptions("epochs", 2, seeds=4, first_seed=100), ["all Mamba"])
+    assert (audit.first_seed, audit.seeds, audit.name) == (100, 4, "epochsx2_s100")
+    paired, _ = audit_config(cfg, run, AuditOptions("epochs", 2, seeds=4), ["all Mamba"])
+    assert (paired.first_seed, paired.seeds, paired.name) == (0, cfg.seeds, "epochsx2")
+    with pytest.raises(AuditError, match="overlaps the run's seeds \\[0, 1, 2\\]; fresh seeds start at 3 or later"):
+        audit_config(cfg, run, AuditOptions("epochs", 2, seeds=3, first_seed=2), [])
+
+
+def _write_seeds(run_dir: Path, scores: dict, seeds) -> None:
+    """A results table: design -> its accuracy on ``seeds``, each seed shifting every design alike."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"spec": f"C|C|{design}", "pattern": design, "knobs": "{}", "seed": seed, "status": "ok",
+             PRIMARY.column: value + 0.01 * i + 0.0004 * ((i + j) % 3)}
+            for j, (design, value) in enumerate(scores.items()) for i, seed in enumerate(seeds)]
+    pd.DataFrame(rows).to_csv(run_dir / "results.csv", index=False)
+
+
+def test_the_run_s_conclusions_are_rechecked_on_an_audit_with_fresh_seeds(tmp_path):
+    """The run settles every pair (a ~ b within 0.02, then a, b > d > c); on fresh seeds the audit keeps a > c,
+    reverses d > c, and, with one bad seed of b, confirms neither b > c nor a ~ b."""
+    from ablate.report.budgets import conclusions_of
+    run, cfg = _config(tmp_path, options="{}")
+    _write_seeds(run, {"a": 0.80, "b": 0.801, "c": 0.60, "d": 0.70}, seeds=[0, 1, 2])
+    audit = run / "audit" / "epochsx2_s100"
+    _write_seeds(audit, {"a": 0.85, "b": 0.8505, "c": 0.75, "d": 0.65}, seeds=[100, 101, 102])
+    noisy = pd.read_csv(audit / "results.csv")
+    noisy.loc[(noisy["pattern"] == "b"), PRIMARY.column] += [-0.09, 0.0, 0.0]          # b: one bad fresh seed
+    noisy.to_csv(audit / "results.csv", index=False)
+    options = AuditOptions("epochs", 2, first_seed=100)
+    record = audit_record(cfg, options, {"trainer.epochs": [3, 6]}, list("abcd"), 3)
+    (audit / "audit.json").write_text(json.dumps(record))
+    frame = load_results(run)
+    found = conclusions_of(frame, 0.02)
+    assert [(p.a, p.b, p.verdict) for p in found.pairs if p.verdict in ("better", "equivalent")] == \
+        [("a", "b", "equivalent"), ("a", "c", "better"), ("a", "d", "better"), ("b", "c", "better"),
+         ("b", "d", "better"), ("d", "c", "better")]
+    (tmp_path / "out").mkdir()
+    text = audit_markdown(run, frame, tmp_path / "out", found)
+    assert "Conclusions rechecked on this audit's own verdicts (fresh seeds (100, 101, 102)" in text
+    rows = {tuple(line.split(" | ")[:2]): line for line in text.splitlines() if line.startswith("| ")}
+    assert rows[("| a", "c")].endswith("| holds |")
+    assert rows[("| d", "c")].endswith("| reversed |")
+    assert rows[("| b", "c")].endswith("| not confirmed |")
+    assert rows[("| a", "b")].endswith("| not confirmed |")

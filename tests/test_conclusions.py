@@ -263,3 +263,6 @@ def test_the_markdown_counts_the_undecided_and_the_seeds_they_need():
     assert "1 better" not in text and "0 better, 0 equivalent, 0 moving, 1 undecided" in text
     assert (f"1 pair undecided: at the measured spread it would need {needed} seeds per design (now 3) to be "
             "resolved by Tukey's HSD or shown equivalent within 0.02.") in text
+    settled = [int(needed <= k * 3) for k in (2, 4, 10)]
+    assert (f"by seeds per design: 3 seeds: 0; 6: {settled[0]}; 12: {settled[1]}; 30: {settled[2]} of 1.") in text
+    assert 3 < needed <= 30                     # the curve steps from 0 to 1 inside the seeds it shows

@@ -8,8 +8,8 @@ from typing import Optional
 from ..results import FAILED, NESTED_COLUMNS, PRIMARY, REJECTED_BUDGET, read_sessions
 from .attribution import attribution_markdown
 from .audit_section import audit_markdown
-from .budgets import budget_figure, budget_tables
-from .conclusions import Conclusions, conclude
+from .budgets import budget_figure, budget_tables, conclusions_of
+from .conclusions import Conclusions
 from .conclusions_section import conclusions_frame, conclusions_markdown
 from .decisive_section import decisiveness_markdown
 from .figures import pareto_figure, save, spec_ribbons, training_curves
@@ -66,16 +66,6 @@ def equivalence_margin(run_dir: Path, given: Optional[float]) -> float:
         return ReportConfig().equivalence
 
 
-def conclusions_of(frame, margin: float) -> Optional[Conclusions]:
-    """The pairwise conclusions on the primary metric over the ladder's budgets; None with fewer than two designs
-    or no complete seed (nothing to conclude)."""
-    tables = {budget: PRIMARY.oriented(table) for budget, table in budget_tables(frame, PRIMARY).items()}
-    try:
-        return conclude(tables, margin)
-    except ValueError:
-        return None
-
-
 def _write_tokens_report(run_dir: Path, out, equivalence=None) -> Path:
     """A resolutions= run: each size's own report, then the comparison across token counts."""
     from ..config import load_run_config
@@ -119,7 +109,7 @@ def report_markdown(run_dir: Path, frame, summary, out: Path, found: Optional[Co
     sections.append(decisiveness_markdown(frame, paper))
     if paper:
         sections.append(reproduction_markdown(reproduction(seeds, paper, table_name)))
-    sections.append(audit_markdown(run_dir, frame, out))
+    sections.append(audit_markdown(run_dir, frame, out, found))
     sections.append(attribution_markdown(frame, out))
     sections += [_problems(frame), "## Figures", "",
                  "![accuracy vs throughput](pareto_throughput.png)", "", "![accuracy vs MACs](pareto_macs.png)",

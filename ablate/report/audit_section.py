@@ -7,12 +7,15 @@ over seeds, each design's rank at each rung, a rank-vs-rank figure and the verdi
 """
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..results import PRIMARY, read_sessions
+from .budgets import conclusions_of
+from .conclusions import Conclusions
 from .figures import plt, save
+from .recheck import counts, recheck
 from .stats import paired_scores, rung_agreement, rung_verdict
 from .table import load_results, oriented_scores, seed_scores
 
@@ -48,8 +51,8 @@ def rank_figure(low_ranks: Dict[str, int], high_ranks: Dict[str, int], low: str,
     return figure
 
 
-def audit_markdown(run_dir: Path, frame, out: Path) -> str:
-    """The section, or "" when the run has no audit."""
+def audit_markdown(run_dir: Path, frame, out: Path, found: Optional[Conclusions] = None) -> str:
+    """The section, or "" when the run has no audit. ``found``: the run's conclusions, rechecked on each audit."""
     audits = find_audits(run_dir)
     if not audits:
         return ""
@@ -62,14 +65,16 @@ def audit_markdown(run_dir: Path, frame, out: Path) -> str:
              "rung the same data and initialisation); with three seeds such an interval is narrower than the true "
              "uncertainty.", ""]
     for audit_dir in audits:
-        parts.append(_one_audit(audit_dir, base, out))
+        parts.append(_one_audit(audit_dir, base, out, found))
     return "\n".join(parts)
 
 
-def _one_audit(audit_dir: Path, base: dict, out: Path) -> str:
+def _one_audit(audit_dir: Path, base: dict, out: Path, found: Optional[Conclusions]) -> str:
     record = json.loads((audit_dir / AUDIT_FILE).read_text())
     low_name, high_name = rung_labels(record)
-    low, high = paired_scores(base, seed_scores(load_results(audit_dir)))
+    audit_frame = load_results(audit_dir)
+    audit_scores = seed_scores(audit_frame)
+    low, high = paired_scores(base, audit_scores)
     if len(low) < 2:
         return f"### {high_name}\n\nFewer than two designs trained at both rungs: nothing to rank.\n"
     oriented_low, oriented_high = oriented_scores(low), oriented_scores(high)
@@ -96,4 +101,32 @@ def _one_audit(audit_dir: Path, base: dict, out: Path) -> str:
         f"- Verdict: {rung_verdict(tau, (t_low, t_high), low_name, high_name)}.", "",
         f"| design | {low_name} mean | {low_name} rank | {high_name} mean | {high_name} rank |",
         "|---|---|---|---|---|", *rows, "",
-        f"![rank at {low_name} vs {high_name}]({stem}.png)", ""])
+        f"![rank at {low_name} vs {high_name}]({stem}.png)", "",
+        *_recheck_lines(found, audit_frame, _seed_note(base, audit_scores))])
+
+
+def _seed_note(base: dict, audit: dict) -> str:
+    run_seeds = {int(s) for v in base.values() for s in v.index}
+    audit_seeds = sorted({int(s) for v in audit.values() for s in v.index})
+    fresh = "fresh seeds" if not run_seeds & set(audit_seeds) else "the run's seeds"
+    return f"{fresh} ({', '.join(map(str, audit_seeds))})"
+
+
+def _recheck_lines(found: Optional[Conclusions], audit_frame, seeds: str) -> List[str]:
+    """The run's settled pairs (better, equivalent) among the audited designs, each against the audit's own
+    conclusions over its ladder (family-wise over the audit's pairs)."""
+    if found is None:
+        return []
+    audit = conclusions_of(audit_frame, found.margin)
+    checks = recheck(found, audit) if audit is not None else []
+    if not checks:
+        return ["No pair the run settled (better or equivalent) has both designs in this audit.", ""]
+    held, reversed_, unconfirmed = counts(checks)
+    rows = [f"| {c.a} | {c.b} | {c.before} | {c.after} | {PRIMARY.oriented(c.after_difference):+.4f} | {c.outcome} |"
+            for c in checks]
+    return [f"Conclusions rechecked on this audit's own verdicts ({seeds}; its budgets "
+            f"{', '.join(f'{b:g}' for b in audit.budgets)} of its steps; margin {found.margin:g}): of {len(checks)} "
+            f"pairs the run settled among these designs, **{held} hold, {reversed_} reversed, {unconfirmed} not "
+            "confirmed**.", "",
+            f"| a | b | run | audit | audit a - b ({PRIMARY.label}) | outcome |", "|---|---|---|---|---|---|",
+            *rows, ""]

@@ -1,11 +1,12 @@
 """A metric at each budget of the trials' ladders (ablate/ladder.py): designs x seeds tables per budget, and the
 figure of each design's metric against the budget."""
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import pandas as pd
 
-from ..results import TRAINED, Metric
+from ..results import PRIMARY, TRAINED, Metric
+from .conclusions import Conclusions, conclude
 from .figures import plt
 from .stats import t_interval
 from .table import design_labels
@@ -24,6 +25,16 @@ def budget_tables(frame: pd.DataFrame, metric: Metric) -> Dict[float, pd.DataFra
     long = pd.DataFrame(cells, columns=["budget", "design", "seed", "value"]).dropna(subset=["value"])
     return {budget: part.pivot_table(index="design", columns="seed", values="value", aggfunc="first")
             for budget, part in long.groupby("budget")}
+
+
+def conclusions_of(frame: pd.DataFrame, margin: float) -> Optional[Conclusions]:
+    """The pairwise conclusions on the primary metric over the ladder's budgets; None with fewer than two designs
+    or no complete seed (nothing to conclude)."""
+    tables = {budget: PRIMARY.oriented(table) for budget, table in budget_tables(frame, PRIMARY).items()}
+    try:
+        return conclude(tables, margin)
+    except ValueError:
+        return None
 
 
 def budget_figure(tables: Dict[float, pd.DataFrame], metric: Metric, order=None):

@@ -122,7 +122,18 @@ def _undecided(result: Conclusions) -> List[str]:
                 f"resolved by Tukey's HSD or shown equivalent within {_margin(result.margin)}")
     if beyond and len(undecided) > 1:
         sentence += f"; {beyond} would need more than {MAX_SEEDS}"
-    return [sentence + "."]
+    return [sentence + ".", _seed_curve(result, needed)]
+
+
+def _seed_curve(result: Conclusions, needed: List[float]) -> str:
+    """Where the wall is: the pairs with a conclusion (better or equivalent) now, and at 2x, 4x and 10x the seeds if
+    the measured differences and spread held (a rough guide: the undecided pairs' own differences, not new ones)."""
+    seeds = result.seeds[-1]
+    settled = result.count(BETTER) + result.count(EQUIVALENT)
+    steps = [f"{seeds} seeds: {settled}"] + [f"{k * seeds}: {settled + sum(n <= k * seeds for n in needed)}"
+                                              for k in (2, 4, 10)]
+    return (f"Pairs with a conclusion at the measured differences and spread, by seeds per design: "
+            f"{'; '.join(steps)} of {len(result.pairs)}.")
 
 
 def _pair_table(result: Conclusions, metric: Metric) -> str:

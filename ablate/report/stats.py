@@ -143,13 +143,19 @@ def top_k_overlap(low: Dict[str, float], high: Dict[str, float], k: int) -> floa
 def paired_scores(low: Dict[str, object], high: Dict[str, object]
                   ) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
     """The designs both sides trained, each on the seeds both trained, in the same seed order: {design: per-seed
-    scores} at each side. Inputs are {design: a Series of scores indexed by seed}."""
+    scores} at each side. Inputs are {design: a Series of scores indexed by seed}. Where the sides share no seed
+    (an audit on fresh seeds) each side's seeds are taken in order, as many as the smaller side has: independent
+    seeds, so pairing them by position changes nothing but lets a resample draw both sides alike."""
     paired_low, paired_high = {}, {}
     for design in sorted(set(low) & set(high)):
         seeds = sorted(set(low[design].index) & set(high[design].index))
         if seeds:
             paired_low[design] = low[design].loc[seeds].to_numpy(float)
             paired_high[design] = high[design].loc[seeds].to_numpy(float)
+        else:
+            count = min(len(low[design]), len(high[design]))
+            paired_low[design] = low[design].sort_index().to_numpy(float)[:count]
+            paired_high[design] = high[design].sort_index().to_numpy(float)[:count]
     return paired_low, paired_high
 
 
