@@ -31,3 +31,16 @@ def test_task_benchmark_prints_decisiveness_and_resumes(tmp_path):
     assert again.returncode == 0 and not trained and len(out.read_text().splitlines()) == 6
     bad = _run(out, "--designs", "all conv,nonsense")
     assert bad.returncode != 0 and "unknown design(s) nonsense; valid: " in bad.stderr
+
+
+def test_ladder_benchmark_prints_each_ladder_s_ratio(tmp_path):
+    env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "benchmarks/ladder.py", "--rounds", "1", "--n-train", "128",
+                           "--n-val", "32", "--epochs", "2"], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split(" | ")[0] for row in rows] == ["| one budget", "| [0.5, 1] cooldown 1 (default)",
+                                                     "| [0.5, 1] cooldown 0.2", "| [0.25, 0.5, 1] cooldown 0.2"]
+    # 128 images, batch 64: 2 steps an epoch, 4 in all, warm-up 1; the default's branch adds 1 step (1.25x)
+    assert rows[0].endswith("| 1.00 | 1.00 | 1.00 |") and rows[1].endswith("| 1.25 | 1.50 |")
