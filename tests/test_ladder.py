@@ -94,3 +94,31 @@ def test_a_bad_ladder_fails_before_any_trial(tmp_path):
     from ablate.config import ConfigError, load_config
     with pytest.raises(ConfigError, match="trainer.budgets"):
         load_config(["trainer.budgets=[1,0.5]"])
+
+
+def test_asha_compares_trials_on_the_largest_budget_each_has_finished():
+    from ablate.results import BudgetResult, TrialResult
+    from ablate.sweep.trial import RUNG_SCORE, WORST_SCORE, tune_metrics
+    midway = TrialResult(epochs_done=1, val_acc_late=0.30, budgets=[BudgetResult(0.5, 62, val_acc_late=0.45)])
+    assert tune_metrics(midway, {}, final=False)[RUNG_SCORE] == 0.45          # the finished half, not the trunk
+    before = TrialResult(epochs_done=1, val_acc_late=0.30)
+    assert tune_metrics(before, {}, final=False)[RUNG_SCORE] == 0.30         # no budget yet: the trunk so far
+    assert tune_metrics(TrialResult(status="failed"), {}, final=True)[RUNG_SCORE] == WORST_SCORE
+
+
+def test_budgets_survive_a_trip_through_plain_dicts():
+    import dataclasses
+    from ablate.results import BudgetResult, ResultRow, TrialResult
+    result = TrialResult(budgets=[BudgetResult(0.5, 62, val_acc_late=0.4), BudgetResult(1.0, 124, val_acc_late=0.6)])
+    row = ResultRow.from_dict(dataclasses.asdict(result))                    # what Ray and the JSON files carry
+    assert row.budgets == result.budgets and isinstance(row.budgets[0], BudgetResult)
+
+
+def test_the_search_space_s_asha_reads_the_rung_score():
+    from ablate.config import load_config
+    from ablate.space import get_space
+    from ablate.sweep.search import make_scheduler
+    from ablate.sweep.trial import RUNG_SCORE
+    cfg = load_config(["space=free", "scheduler=asha"])
+    scheduler = make_scheduler(cfg, get_space("free"))
+    assert (scheduler.metric, scheduler._mode) == (RUNG_SCORE, "max")
