@@ -33,7 +33,7 @@ def test_the_learning_rate_at_every_step_of_a_ladder(tmp_path, monkeypatch):
     hook = register_optimizer_step_pre_hook(
         lambda optimizer, args, kwargs: used.append(optimizer.param_groups[0]["lr"]))
     try:
-        result = train_proxy(config(budgets=[0.5, 1], cooldown=0.2))
+        result = train_proxy(config(budgets=[0.5, 1], cooldown=0.2, decay="linear"))
     finally:
         hook.remove()
     assert result.status == "ok", result.error
