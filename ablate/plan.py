@@ -92,11 +92,11 @@ def trial_seconds(calibration: dict, n_train: int, n_val: int, trainer: dict) ->
     """One trial: the training steps of its budget ladder (the trunk and the branches' cooldowns) and its
     evaluations (after each epoch and each budget's late evaluations)."""
     from .ladder import ladder, ladder_cost
-    from .train import epoch_ends
+    from .train import trunk_evaluations
     steps_per_epoch = n_train // trainer["batch_size"]
     rungs = ladder(steps_per_epoch * trainer["epochs"], trainer["budgets"], trainer["cooldown"],
                    max(1, int(trainer["warmup_epochs"] * steps_per_epoch)), trainer["late_evals"])
-    evaluations = (len(set(rungs[-1].late) | set(epoch_ends(steps_per_epoch, trainer["epochs"])))
+    evaluations = (len(trunk_evaluations(rungs, steps_per_epoch, trainer["epochs"]))
                    + sum(len(rung.late) for rung in rungs[:-1]))
     return ladder_cost(rungs) * calibration["step_s"] + evaluations * n_val * calibration["eval_s_per_image"]
 

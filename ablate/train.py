@@ -176,8 +176,10 @@ def evaluate(model, feed: Feeder, batch_size, autocast) -> Tuple[float, float]:
     return correct / len(feed.part), nll / len(feed.part)
 
 
-def epoch_ends(steps_per_epoch: int, epochs: int) -> List[int]:
-    return [steps_per_epoch * (epoch + 1) for epoch in range(epochs)]
+def trunk_evaluations(rungs: List[Rung], steps_per_epoch: int, epochs: int) -> set:
+    """The steps after which the trunk is validated: every epoch's end and the last budget's late steps (each
+    branch is validated at its own rung's late steps)."""
+    return set(rungs[-1].late) | {steps_per_epoch * (epoch + 1) for epoch in range(epochs)}
 
 
 def epoch_order(cfg: ProxyConfig, epoch: int, n: int) -> torch.Tensor:
@@ -345,7 +347,7 @@ def _train_epoch(run: _Run, rungs: List[Rung], order, epoch: int, history: List[
     Returns the epoch's mean training loss."""
     t, trunk = run.cfg.trainer, rungs[-1]
     first = epoch * run.steps_per_epoch
-    evaluations = set(trunk.late) | set(epoch_ends(run.steps_per_epoch, t.epochs))
+    evaluations = trunk_evaluations(rungs, run.steps_per_epoch, t.epochs)
     losses, since_eval = [], []
     for offset, (x, y) in enumerate(run.train_feed.epoch(order, t.batch_size, run.steps_per_epoch, first)):
         step = first + offset
