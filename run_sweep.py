@@ -6,11 +6,10 @@ import search_spaces  # noqa: F401  (registers the spaces with ablate.space.SPAC
 
 
 def usage() -> str:
-    from ablate.config import describe_keys
+    from ablate.config import describe_keys, experiment_names
     from ablate.space import SPACES
     spaces = "\n".join(f"  {name:10s} {space.summary}" for name, space in SPACES.items())
-    from pathlib import Path
-    experiments = ", ".join(sorted(p.stem for p in Path("experiments").glob("*.yaml"))) or "none"
+    experiments = ", ".join(experiment_names()) or "none"
     return (f"{__doc__}\nspaces:\n{spaces}\nexperiments (experiment=NAME): {experiments}\n"
             f"keys (key=value, defaults shown):\n{describe_keys()}")
 

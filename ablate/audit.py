@@ -22,8 +22,8 @@ import numpy as np
 
 from .config import ConfigError, SweepConfig, load_run_config, seed_range
 from .data import LOADERS, SYNTHETIC_SIZES, DatasetError, is_generated, load_dataset
-from .files import write_atomic
-from .report.audit_section import AUDIT_DIR, AUDIT_FILE
+from .files import AUDIT_DIR, AUDIT_FILE, write_atomic
+from .results import NO_KNOBS
 from .spec import parse_spec
 
 
@@ -144,7 +144,7 @@ def _ranked_designs(run_dir: Path, cfg: SweepConfig) -> Tuple[List[str], Optiona
     summary = design_summary(load_results(run_dir))
     summary = summary[summary["metric_mean"].notna()]
     base = parse_spec(cfg.model.spec).canonical
-    default = next((r.design for r in summary.itertuples() if r.spec == base and r.knobs == "{}"), None)
+    default = next((r.design for r in summary.itertuples() if r.spec == base and r.knobs == NO_KNOBS), None)
     requests = {r.design: r.pattern if r.design == r.pattern else r.spec for r in summary.itertuples()}
     return list(summary["design"]), default, requests
 

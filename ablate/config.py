@@ -2,10 +2,12 @@
 
 Unknown keys and bad values fail here, before Ray starts, with the valid keys or choices.
 """
+import copy
 import dataclasses
+import functools
 import importlib.util
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -13,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from .data.augment import AUGMENTS
 from .data.feed import FEEDS
 from .ladder import LadderError, check_budgets
-from .train import DataConfig, ModelConfig, TrainerConfig
+from .proxy import DataConfig, ModelConfig, ProxyConfig, TrainerConfig
 
 SEARCH_ALGOS = ("grid", "random", "tpe", "nsga2")
 SCHEDULERS = ("auto", "asha", "none")
@@ -103,6 +105,50 @@ class SweepConfig:
     budget: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
 
+    def trial_proxy(self) -> ProxyConfig:
+        """The proxy config every trial starts from (``.for_design(design, seed)`` gives one trial's): the sweep's
+        model, data and trainer, with the threads and device its resources give. A copy: the sweep's config is
+        not changed."""
+        trainer = dataclasses.replace(copy.deepcopy(self.trainer), threads=max(1, int(self.resources.cpus_per_trial)),
+                                      device="cuda" if self.resources.gpus_per_trial > 0 else "cpu")
+        return ProxyConfig(model=copy.deepcopy(self.model), data=copy.deepcopy(self.data), trainer=trainer)
+
+
+# smoke=true: a tiny run for tests and a first look; seeds stay as given. One budget: the ladder's branches are
+# tested on their own (tests/test_ladder.py), and a smoke trial is mostly start-up already.
+SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8, "budgets": [1.0]}
+
+
+def smoke_changes(cfg: SweepConfig) -> List[Tuple[str, object, object]]:
+    """(key, the value set, smoke's value) for every key smoke=true replaces: the one list apply_smoke applies."""
+    from .data import is_large
+    changes = [("trainer.epochs", cfg.trainer.epochs, SMOKE["epochs"]), ("model.dim", cfg.model.dim, SMOKE["dim"]),
+               ("model.in_dim", cfg.model.in_dim, SMOKE["dim"]),
+               ("trainer.budgets", cfg.trainer.budgets, SMOKE["budgets"])]
+    if is_large(cfg.data.name):                 # smoke cuts generated sets, CIFAR, Tiny-ImageNet; not folders
+        changes += [("data.options.n_train", cfg.data.options.get("n_train"), SMOKE["n_train"]),
+                    ("data.options.n_val", cfg.data.options.get("n_val"), SMOKE["n_val"])]
+    return changes
+
+
+def apply_smoke(cfg: SweepConfig) -> SweepConfig:
+    """A copy of cfg with smoke's small settings."""
+    smoke = copy.deepcopy(cfg)
+    for key, _, value in smoke_changes(cfg):
+        *path, name = key.split(".")
+        owner = functools.reduce(getattr, path, smoke)       # a config dataclass, or data.options (a dict)
+        if isinstance(owner, dict):
+            owner[name] = value
+        else:
+            setattr(owner, name, copy.deepcopy(value))
+    return smoke
+
+
+def describe_smoke(cfg: SweepConfig) -> str:
+    changed = ", ".join(f"{key}={new} (was {old if old is not None else 'the default'})"
+                        for key, old, new in smoke_changes(cfg) if old != new)
+    return f"smoke=true: the first {SMOKE['designs']} designs; sets " + (changed or "nothing else")
+
 
 def seed_range(cfg: SweepConfig) -> range:
     """The seeds a grid sweep trains each design on."""
@@ -130,7 +176,15 @@ def describe_keys() -> str:
     return "\n".join(f"  {key} = {OmegaConf.select(base, key)}" for key in all_keys())
 
 
-def load_config(overrides: List[str], experiment_dir="experiments") -> SweepConfig:
+# The experiment files, found beside the package whatever the working directory (run_sweep.py from another folder).
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def experiment_names(experiment_dir: Path = EXPERIMENTS_DIR) -> List[str]:
+    return sorted(p.stem for p in Path(experiment_dir).glob("*.yaml"))
+
+
+def load_config(overrides: List[str], experiment_dir: Path = EXPERIMENTS_DIR) -> SweepConfig:
     """Defaults, then the experiment file (if experiment=NAME is given), then the overrides."""
     base = OmegaConf.structured(SweepConfig)
     for item in overrides:
@@ -185,8 +239,7 @@ def _first_line(error):
 def _load_experiment(name, experiment_dir):
     path = Path(experiment_dir) / f"{name}.yaml"
     if not path.is_file():
-        available = sorted(p.stem for p in Path(experiment_dir).glob("*.yaml"))
-        raise ConfigError(f"unknown experiment {name!r}; valid: {', '.join(available) or 'none'}")
+        raise ConfigError(f"unknown experiment {name!r}; valid: {', '.join(experiment_names(experiment_dir)) or 'none'}")
     return OmegaConf.load(path)
 
 

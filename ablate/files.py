@@ -1,9 +1,14 @@
-"""Atomic file writes: a reader (a concurrent trial, a killed driver's successor) sees a whole file or none."""
+"""Atomic file writes: a reader (a concurrent trial, a killed driver's successor) sees a whole file or none. And the
+names of files that two layers share, so that neither imports the other for a name."""
 import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
+
+# A run's audits: runs/<name>/audit/<one per audit>/audit.json, written by ablate.audit and read by the report's
+# "Proxy audit" section (the audit sits above the report, which must not import it).
+AUDIT_DIR, AUDIT_FILE = "audit", "audit.json"
 
 
 @contextmanager

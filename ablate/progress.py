@@ -51,7 +51,7 @@ class Progress:
 
     def eta(self, elapsed, done) -> float:
         if self.pending or (self.estimated and done >= self.total):
-            from .plan import makespan
+            from .calibration import makespan
             correction = self.measured / self.estimated if self.estimated else self.correction
             return makespan(self.pending, self.slots) * correction
         return elapsed / done * (self.total - done) if done else float("nan")

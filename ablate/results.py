@@ -54,6 +54,7 @@ PRIMARY = METRICS[PRIMARY_METRIC]
 OK, STOPPED_EARLY, FAILED, REJECTED_BUDGET = "ok", "stopped_early", "failed", "rejected_budget"
 STATUSES = (OK, STOPPED_EARLY, FAILED, REJECTED_BUDGET)
 TRAINED = (OK, STOPPED_EARLY)               # statuses whose row has a validation accuracy
+NO_KNOBS = "{}"                             # a design without mixer knobs, as its row holds them (sorted JSON)
 
 
 @dataclasses.dataclass
@@ -113,7 +114,7 @@ class ResultRow(TrialResult):
     trial_id: Optional[str] = None           # trial_key(architecture, seed)
     space: Optional[str] = None
     pattern: Optional[str] = None            # the design's label in its space
-    knobs: Optional[str] = "{}"              # the design's mixer knobs as sorted JSON
+    knobs: Optional[str] = NO_KNOBS          # the design's mixer knobs as sorted JSON (Design.knobs_json)
     macs_total: Optional[float] = None
     macs_scan: Optional[float] = None
     throughput_img_s: Optional[float] = None
@@ -140,9 +141,9 @@ COLUMNS = [field.name for field in dataclasses.fields(ResultRow)]
 NESTED_COLUMNS = ("history", "budgets")     # lists, stored in the table as JSON
 
 
-def architecture_id(spec: str, knobs: str = "{}") -> str:
+def architecture_id(spec: str, knobs: str = NO_KNOBS) -> str:
     """The canonical spec, plus the mixer knobs (sorted JSON) when there are any: one id per architecture."""
-    return spec if knobs == "{}" else f"{spec} {knobs}"
+    return spec if knobs == NO_KNOBS else f"{spec} {knobs}"
 
 
 def trial_key(design_key: str, seed: int) -> str:

@@ -9,7 +9,7 @@ import dataclasses
 import json
 from typing import Callable, Dict, List, Optional
 
-from .results import architecture_id
+from .results import NO_KNOBS, architecture_id
 from .spec import parse_spec
 
 
@@ -17,15 +17,28 @@ from .spec import parse_spec
 class Design:
     pattern: str                 # a label: the placement pattern or mixer variant
     spec: str                    # canonical spec string
-    knobs: str = "{}"            # mixer knobs as sorted JSON (hashable, one string per design)
+    knobs: Dict[str, dict] = dataclasses.field(default_factory=dict)   # mixer knobs by letter: {"M": {"conv": ...}}
+
+    def __hash__(self) -> int:   # the knobs are a dict: a design is hashed by the architecture it names
+        return hash((self.pattern, self.key))
+
+    @property
+    def knobs_json(self) -> str:
+        """The knobs as sorted JSON: how a results row and an architecture id hold them."""
+        return json.dumps(self.knobs, sort_keys=True)
 
     @property
     def key(self) -> str:
-        return architecture_id(self.spec, self.knobs)
+        return architecture_id(self.spec, self.knobs_json)
 
     @staticmethod
     def make(pattern, spec, knobs=None) -> "Design":
-        return Design(pattern, parse_spec(spec).canonical, json.dumps(knobs or {}, sort_keys=True))
+        return Design(pattern, parse_spec(spec).canonical, dict(knobs or {}))
+
+    @staticmethod
+    def of_row(row) -> "Design":
+        """The design a results row was trained as (its knobs read back from the row's JSON)."""
+        return Design(row.pattern, row.spec, json.loads(row.knobs or NO_KNOBS))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,146 +9,19 @@ import dataclasses
 import hashlib
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import dataset_classes, is_generated, load_dataset
+from .build import epoch_steps, make_dataset, make_model, resolve_device
+from .data import is_generated
 from .data.augment import make_augment
 from .data.feed import Feeder
 from .ladder import Rung, check_budgets, ladder, lr_factor
-from .model import build_model
+from .proxy import ProxyConfig
 from .results import FAILED, BudgetResult, TrialResult
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    """The proxy model: MambaVision-T's letters at width 16. 32 px images with a stride-1 stem give stage 3 an
-    8x8 map (64 tokens, one window) and stage 4 a 4x4 map (16 tokens): the regime where mixer and placement
-    matter. The cost: 50.8 MMACs and 0.87M parameters per image, 16x what the released stride-4 stem would
-    cost at 32 px (where stage 3 would see 2x2 tokens), and about what the released stem costs on 128 px
-    images with the same token counts (52.2 MMACs), at 1/16 of the pixels to generate and store."""
-    spec: str = "C|CCC|MMMMTTTT|MMTT"
-    dim: int = 16
-    in_dim: int = 16
-    num_heads: List[int] = dataclasses.field(default_factory=lambda: [1, 2, 4, 8])
-    window_size: List[int] = dataclasses.field(default_factory=lambda: [8, 8, 8, 4])
-    mlp_ratio: float = 2.0
-    stem_stride: int = 1
-    drop_path_rate: float = 0.0
-    layer_scale: Optional[float] = None
-    mixer_knobs: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass
-class DataConfig:
-    # The default proxy task: 10 FractalDB-style classes under full rotation, chosen by decisiveness per CPU-second
-    # among the candidates in reports/proxy_search/README.md (match, the old default, was a seed lottery).
-    name: str = "fractal"
-    image_size: int = 32
-    root: Optional[str] = None       # cifar10 / imagefolder directory
-    # The data seed: which images (and, for real data, which split). None: the trial's seed, so each seed has
-    # its own dataset; a number: every seed trains on the same images (the seed varies initialisation and
-    # order). Either way every design of a seed sees the same images in the same order.
-    seed: Optional[int] = None
-    options: Dict[str, Any] = dataclasses.field(default_factory=dict)  # n_train, n_val, task difficulty knobs
-    # Per-batch augmentation on the training device (ablate/data/augment.py): none, basic, strong, or auto
-    # (none for generated tasks, basic for real images).
-    augment: str = "auto"
-    # How batches reach the device (ablate/data/feed.py): host (read from the memory map per batch, pinned),
-    # device (the split's uint8 rows copied to the device once), auto (device on a GPU when it fits).
-    feed: str = "auto"
-
-
-@dataclasses.dataclass
-class TrainerConfig:
-    epochs: int = 2
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.5
-    label_smoothing: float = 0.1
-    grad_clip: float = 1.0
-    threads: int = 1                 # torch.set_num_threads: two trials on two cores do not fight
-    device: str = "auto"             # auto: cuda when available, else cpu
-    eval_batch_size: int = 250
-    # Validation after every epoch, and late_evals more times for each budget, evenly spaced over its last quarter
-    # or its cooldown when that is shorter (the last at the budget's end): the "late" metrics average those.
-    late_evals: int = 3
-    # The budget ladder (ablate/ladder.py): fractions of the trial's steps at which a finished model is evaluated,
-    # each with its own cooldown, the learning rate decaying to zero over the last `cooldown` of that budget
-    # (`decay`: linear or cosine). The default cools each budget down over its whole length with a cosine, so the
-    # trunk is the proxy's trial before the ladder, bit for bit, and the half budget costs 0.25x more: a short
-    # linear cooldown (0.2, the LLM recipe) left the design effect at p = 0.5-0.8 on seeds 100-102, its residual
-    # spread three times the cosine's (reports/placement_ladder/README.md).
-    budgets: List[float] = dataclasses.field(default_factory=lambda: [0.5, 1.0])
-    cooldown: float = 1.0
-    decay: str = "cosine"
-    # channels_last memory format for images and conv weights: faster convs with oneDNN on CPU and cuDNN on GPU.
-    channels_last: bool = True
-
-
-@dataclasses.dataclass
-class ProxyConfig:
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
-    seed: int = 0
-
-
-def as_config(cfg) -> ProxyConfig:
-    """A ProxyConfig from itself, a nested dict, or an OmegaConf config."""
-    if isinstance(cfg, ProxyConfig):
-        return cfg
-    if not isinstance(cfg, dict):
-        from omegaconf import OmegaConf
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    return ProxyConfig(model=ModelConfig(**cfg.get("model", {})), data=DataConfig(**cfg.get("data", {})),
-                       trainer=TrainerConfig(**cfg.get("trainer", {})), seed=cfg.get("seed", 0))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def make_model(cfg: ProxyConfig, num_classes: int, in_chans: int = 3):
-    m = cfg.model
-    return build_model(m.spec, dim=m.dim, in_dim=m.in_dim, num_heads=tuple(m.num_heads),
-                       window_size=tuple(m.window_size), mlp_ratio=m.mlp_ratio, num_classes=num_classes,
-                       drop_path_rate=m.drop_path_rate, layer_scale=m.layer_scale, mixer_knobs=m.mixer_knobs,
-                       in_chans=in_chans, stem_stride=m.stem_stride)
-
-
-def _data_options(cfg: ProxyConfig) -> dict:
-    options = dict(cfg.data.options)
-    if cfg.data.root is not None:
-        options["root"] = cfg.data.root
-    return options
-
-
-def data_seed(cfg: ProxyConfig) -> int:
-    return cfg.seed if cfg.data.seed is None else cfg.data.seed
-
-
-def make_dataset(cfg: ProxyConfig):
-    return load_dataset(cfg.data.name, image_size=cfg.data.image_size, seed=data_seed(cfg), **_data_options(cfg))
-
-
-def epoch_steps(n_train: int, batch_size: int) -> int:
-    """Training steps per epoch: the ragged last batch is dropped, so a set smaller than a batch cannot train."""
-    if n_train // batch_size == 0:
-        raise ValueError(f"{n_train} training images make no full batch of trainer.batch_size={batch_size}; "
-                         f"use a smaller batch or more images (data.options.n_train)")
-    return n_train // batch_size
-
-
-def model_classes(cfg: ProxyConfig) -> int:
-    """The classes of ``cfg``'s dataset, without loading it."""
-    return dataset_classes(cfg.data.name, **_data_options(cfg))
 
 
 NO_DECAY_SUFFIXES = ("A_log",)  # the SSM's decay rates: 2-D, but a parameter of the dynamics, not a weight
@@ -192,7 +65,18 @@ class Diverged(RuntimeError):
     pass
 
 
-def _train_step(model, optimizer, x, y, cfg, where, autocast, lr: float):
+def mixed_precision(on_cuda: bool):
+    """The autocast every trial step and evaluation runs under: bf16 on CUDA, none on the CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
+
+
+def make_optimizer(model, trainer) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(_param_groups(model, trainer.weight_decay), lr=trainer.lr)
+
+
+def train_step(model, optimizer, x, y, cfg: ProxyConfig, where: str, autocast, lr: float) -> float:
+    """One optimizer step of a trial (the plan's calibration times this same step): label smoothing, a loss
+    checked for divergence, gradient clipping."""
     t = cfg.trainer
     model.train()
     with autocast():
@@ -243,15 +127,15 @@ class _Run:
     started: float
 
     def autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.on_cuda)
+        return mixed_precision(self.on_cuda)
 
     def train(self, step: int, rung: Rung, x, y) -> float:
         """Optimizer step ``step`` (0-based) on the path to ``rung``."""
         t = self.cfg.trainer
         epoch, batch = divmod(step, self.steps_per_epoch)
         lr = t.lr * lr_factor(step, self.warmup_steps, rung, t.decay)
-        return _train_step(self.model, self.optimizer, x, y, self.cfg, f"epoch {epoch + 1}, step {batch + 1}",
-                           self.autocast, lr)
+        return train_step(self.model, self.optimizer, x, y, self.cfg, f"epoch {epoch + 1}, step {batch + 1}",
+                          self.autocast, lr)
 
     def evaluation(self, step: int, losses: List[float], branch: Optional[float] = None) -> dict:
         """A history entry: the validation metrics after ``step`` steps; ``branch``: the budget of the branch that
@@ -294,23 +178,22 @@ def _start(cfg: ProxyConfig, data, started: float) -> _Run:
     model = make_model(cfg, data.num_classes, data.in_chans).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=t.lr)
+    optimizer = make_optimizer(model, t)
     steps_per_epoch = epoch_steps(len(data.train), t.batch_size)
     train_feed, val_feed = make_feeds(cfg, data, device)
     return _Run(cfg, model, optimizer, train_feed, val_feed, len(data.train), steps_per_epoch,
                 max(1, int(t.warmup_epochs * steps_per_epoch)), device.type == "cuda", started)
 
 
-def train_proxy(cfg, report: Optional[Callable[[TrialResult], None]] = None) -> TrialResult:
+def train_proxy(cfg: ProxyConfig, report: Optional[Callable[[TrialResult], None]] = None) -> TrialResult:
     """Train one proxy model along the budget ladder. After every epoch ``report`` gets a copy of the result so
     far (ASHA reads it by epochs_done); the return value is the whole result, failed with the reason and the
     epoch it happened in when something went wrong."""
-    cfg = as_config(cfg)
     t = cfg.trainer
     check_budgets(t.budgets, t.cooldown, t.decay)
     torch.set_num_threads(t.threads)
     torch.manual_seed(cfg.seed)
-    result = TrialResult(spec=cfg.model.spec, seed=cfg.seed, data_seed=data_seed(cfg), dataset=cfg.data.name,
+    result = TrialResult(spec=cfg.model.spec, seed=cfg.seed, data_seed=cfg.data_seed, dataset=cfg.data.name,
                          image_size=cfg.data.image_size)
     started = time.perf_counter()
     epoch, run = 0, None

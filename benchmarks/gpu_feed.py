@@ -38,18 +38,20 @@ def write_cifar100(root: Path, n_train=50_000, n_test=10_000) -> None:
         (root / name).write_bytes(pickle.dumps(batch, protocol=4))
 
 
-def experiment_config(name: str, root: Path, epochs: int, **data) -> dict:
+def experiment_config(name: str, root: Path, epochs: int, batch_size=None, **data) -> dict:
     spec = yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text())
-    cfg = {"model": dict(spec.get("model", {})), "data": {**spec["data"], "name": "cifar100", "root": str(root),
-                                                          **data},
-           "trainer": {**spec["trainer"], "epochs": epochs, "late_evals": 1}, "seed": 0}
-    return cfg
+    trainer = {**spec["trainer"], "epochs": epochs, "late_evals": 1}
+    if batch_size is not None:
+        trainer.update(batch_size=batch_size, eval_batch_size=batch_size)
+    return {"model": dict(spec.get("model", {})), "data": {**spec["data"], "name": "cifar100", "root": str(root), **data},
+            "trainer": trainer, "seed": 0}
 
 
 def trial(cfg_json: str) -> None:
     """One train_proxy run in this process; prints its result as JSON on the last line."""
+    from ablate.proxy import ProxyConfig
     from ablate.train import train_proxy
-    result = train_proxy(json.loads(cfg_json))
+    result = train_proxy(ProxyConfig.from_dict(json.loads(cfg_json)))
     history = result.history
     last = history[-1]["train_time_s"] - history[-2]["train_time_s"] if len(history) > 1 else result.train_time_s
     print(json.dumps({"status": result.status, "error": result.error, "val_acc": result.val_acc_final,
@@ -104,6 +106,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", default="gpu_feed.json")
     parser.add_argument("--n-train", type=int, default=50_000, help="fewer to try the script on a CPU")
+    parser.add_argument("--n-val", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the experiment's")
+    parser.add_argument("--first", type=int, default=None, help="only the first N runs of each size (a try on a CPU)")
     parser.add_argument("--trial", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trial:
@@ -112,26 +117,26 @@ def main():
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp) / "cifar100"
         os.environ["ABLATE_CACHE"] = str(Path(temp) / "cache")
-        write_cifar100(root, args.n_train, max(args.n_train // 5, 1000))
+        write_cifar100(root, args.n_train, args.n_val)
         from ablate.data import load_dataset
         for size in (32, 64):
             started = time.perf_counter()
             load_dataset("cifar100", image_size=size, root=root)
             rows.append({"run": f"pack {size} px", "wall_s": time.perf_counter() - started})
             print(json.dumps(rows[-1]), flush=True)
-        base = experiment_config("placement_cifar100", root, args.epochs)
+        base = experiment_config("placement_cifar100", root, args.epochs, args.batch_size)
         plans = [("32 px, host feed, basic", {"feed": "host"}, 1),
                  ("32 px, device feed, basic", {"feed": "device"}, 1),
                  ("32 px, device feed, none", {"feed": "device", "augment": "none"}, 1),
                  ("32 px, device feed, strong", {"feed": "device", "augment": "strong"}, 1),
                  ("32 px, device feed, basic, 4 at once", {"feed": "device"}, 4),
                  ("32 px, host feed, basic, 4 at once", {"feed": "host"}, 4)]
-        for label, data, copies in plans:
+        for label, data, copies in plans[:args.first]:
             rows.append(run(label, {**base, "data": {**base["data"], **data}}, args.n_train, copies))
             Path(args.out).write_text(json.dumps(rows, indent=1))
-        wide = experiment_config("placement_imagefolder64", root, args.epochs, image_size=64)
+        wide = experiment_config("placement_imagefolder64", root, args.epochs, args.batch_size, image_size=64)
         for label, copies in (("64 px (imagefolder64 model), device feed, basic", 1),
-                              ("64 px (imagefolder64 model), device feed, basic, 4 at once", 4)):
+                              ("64 px (imagefolder64 model), device feed, basic, 4 at once", 4))[:args.first]:
             rows.append(run(label, wide, args.n_train, copies))
             Path(args.out).write_text(json.dumps(rows, indent=1))
 

@@ -12,7 +12,9 @@ import statistics
 import time
 
 from ablate.ladder import ladder, ladder_cost
-from ablate.train import DataConfig, ProxyConfig, TrainerConfig, epoch_steps, make_dataset, train_proxy
+from ablate.build import epoch_steps, make_dataset
+from ablate.proxy import DataConfig, ProxyConfig, TrainerConfig
+from ablate.train import train_proxy
 
 # name -> (budgets, cooldown, decay): one budget (the baseline), the default ladder, the long-training recipe,
 # and a three-rung ladder

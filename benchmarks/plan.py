@@ -7,6 +7,7 @@ Both go through run_sweep.py in subprocesses, one after the other, so nothing el
 estimate covers the training (Ray included); the measured time is the sweep's whole wall time from
 sessions.json (training, the throughput phase and the report), and the training part alone is printed too.
 """
+import argparse
 import json
 import re
 import shutil
@@ -27,15 +28,7 @@ def run(args):
     return done.stdout, time.perf_counter() - start
 
 
-def main(overrides):
-    runs = ROOT / "runs" / "plan_bench"
-    shutil.rmtree(runs, ignore_errors=True)
-    args = [f"runs_dir={runs}", *overrides]
-    plan, plan_s = run([*args, "plan=true"])
-    estimate = float(re.search(r"Estimated wall time of the training: \*\*([\d.]+) min", plan).group(1))
-    output, _ = run(args)
-    run_dir = next(p.parent for p in runs.glob("*/sessions.json"))
-    wall = json.loads((run_dir / "sessions.json").read_text())[-1]["wall_s"] / 60
+def report(overrides, estimate, plan_s, output, wall):
     progress = [(float(e), float(a)) for e, a in re.findall(r"\| ([\d.]+) min, ETA ([\d.]+|nan) min", output)]
     training = [elapsed for elapsed, _ in progress]
     print(f"overrides: {' '.join(overrides) or '(defaults)'}")
@@ -50,6 +43,24 @@ def main(overrides):
         for elapsed, eta in progress:
             print(f"  {elapsed:6.2f} {eta:6.2f} {(elapsed + eta) / training[-1]:5.2f}")
     print(f"measured sweep wall time (sessions.json): {wall:.2f} min, ratio estimate/measured {estimate / wall:.2f}")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "plan_bench",
+                        help="emptied first, then holds the sweep's run (default: runs/plan_bench)")
+    parser.add_argument("overrides", nargs="*", help="run_sweep.py key=value overrides")
+    args = parser.parse_args(argv)
+    shutil.rmtree(args.runs_dir, ignore_errors=True)
+    sweep = [f"runs_dir={args.runs_dir}", *args.overrides]
+    plan, plan_s = run([*sweep, "plan=true"])
+    found = re.search(r"Estimated wall time of the training: \*\*([\d.]+) min", plan)
+    if found is None:
+        raise SystemExit(f"plan=true printed no estimated wall time:\n{plan[-2000:]}")
+    output, _ = run(sweep)
+    run_dir = next(p.parent for p in args.runs_dir.glob("*/sessions.json"))
+    wall = json.loads((run_dir / "sessions.json").read_text())[-1]["wall_s"] / 60
+    report(args.overrides, float(found.group(1)), plan_s, output, wall)
 
 
 if __name__ == "__main__":

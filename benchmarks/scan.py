@@ -64,7 +64,13 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--cases", default=",".join(case for *_, case in SHAPES),
+                        help="comma-separated, from: " + ", ".join(case for *_, case in SHAPES))
     args = parser.parse_args()
+    cases = args.cases.split(",")
+    unknown = sorted(set(cases) - {case for *_, case in SHAPES})
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; valid: {', '.join(case for *_, case in SHAPES)}")
     torch.set_num_threads(args.threads)
     backends = [b for b in available_backends(on_cuda=args.device == "cuda")]
     print(f"device={args.device} threads={args.threads} torch={torch.__version__} reps={args.reps} "
@@ -75,7 +81,7 @@ def main():
         header += " cuda vs ref |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
-    for batch, dim, length, d_state, case in SHAPES:
+    for batch, dim, length, d_state, case in [shape for shape in SHAPES if shape[-1] in cases]:
         inputs = make_inputs(batch, dim, length, d_state, args.device)
         ms = {}
         for backend in backends:

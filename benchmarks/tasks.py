@@ -31,7 +31,8 @@ from ablate.report.decisive_section import paper_pairs
 from ablate.report.table import fmt
 from ablate.results import METRICS, OK
 from ablate.spec import apply_pattern
-from ablate.train import ProxyConfig, train_proxy
+from ablate.proxy import ProxyConfig
+from ablate.train import train_proxy
 from search_spaces import free, placement
 
 BASE = ProxyConfig().model.spec
@@ -119,11 +120,11 @@ def summarize(rows, margin: float = ReportConfig().equivalence) -> str:
         for column, metric in METRICS.items():
             table = metric.oriented(trials.pivot_table(index="design", columns="seed", values=column))
             result = decisiveness(table, PAPER_PAIRS)
-            anova, named, agree, against = result["anova"], result["named"], result["agree"], result["against"]
-            lines.append(f"| {metric.label} | {fmt(anova['F'], '.2f')} | {fmt(anova['p'], '.2g')} | "
-                         f"{fmt(anova['share'], '.2f')} | "
-                         f"{result['resolved']} / {len(result['pairs'])} | {agree + against} ({agree} / {against}) "
-                         f"of {len(named)} | {result['resolved'] / (cpu / 3600):.1f} | "
+            anova, named, agree, against = result.anova, result.named, result.agree, result.against
+            lines.append(f"| {metric.label} | {fmt(anova.F, '.2f')} | {fmt(anova.p, '.2g')} | "
+                         f"{fmt(anova.share, '.2f')} | "
+                         f"{result.resolved} / {len(result.pairs)} | {agree + against} ({agree} / {against}) "
+                         f"of {len(named)} | {result.resolved / (cpu / 3600):.1f} | "
                          f"{conclusion_counts(trials, column, metric, margin)} |")
         means = trials.pivot_table(index="design", values=["val_acc_late", "val_loss_late", "train_time_s"])
         lines += ["", "| design | val acc (late) | val loss (late) | s per trial |", "|---|---|---|---|"]

@@ -16,7 +16,8 @@ import ablate
 from ablate.measure import (AUTOCAST_DTYPES, CUDA_WARMUP_S, count_macs, count_params, default_warmup_s, peak_memory,
                             throughput)
 from ablate.ops import BACKENDS, resolve_backend, set_default_backend
-from ablate.train import ProxyConfig, make_model, model_classes
+from ablate.build import proxy_model
+from ablate.proxy import ProxyConfig
 
 PUBLISHED_A100 = {"mambavision_t": 6298, "mambavision_t2": 5990, "mambavision_s": 4700, "mambavision_b": 3670,
                   "mambavision_l": 2190, "mambavision_l2": 1021}
@@ -58,7 +59,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = [(m, ablate.create_model(m), batch, 224) for m in args.models.split(",") if m]
     proxy = ProxyConfig()
-    rows.append(("proxy (default)", make_model(proxy, num_classes=model_classes(proxy)), 64, proxy.data.image_size))
+    rows.append(("proxy (default)", proxy_model(proxy), 64, proxy.data.image_size))
     for label, model, rows_batch, size in rows:
         macs = count_macs(model, (1, 3, size, size))
         for dtype in dtypes:

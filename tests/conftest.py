@@ -12,6 +12,15 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 import search_spaces  # noqa: E402,F401  (registers the spaces, as run_sweep.py does)
 
 
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Every test its own $ABLATE_CACHE (packed datasets, the plan's calibrations and corrections): no test reads
+    what another wrote, nor the user's ~/.cache/ablate. A subprocess inherits it through os.environ."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("ABLATE_CACHE", str(path))
+    return path
+
+
 SMOKE_RUN = ("space=placement", "smoke=true", "name=s", "seeds=1", "tracking=tensorboard,mlflow")
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.report.attribution import (attribution_markdown, design_points, fanova_importance, feature_slopes,
-                                       marginal_effects, stage_features, welch_effect, where)
+from ablate.report.attribution import (fanova_importance, feature_slopes, marginal_effects, stage_features,
+                                       welch_effect, where)
+from ablate.report.attribution_section import attribution_markdown, attribution_of, design_points
 from ablate.results import PRIMARY
 
 
@@ -75,9 +76,10 @@ def test_fanova_finds_the_only_position_that_matters():
 def test_the_section_and_its_heatmap(tmp_path):
     specs = specs_over("MT")
     frame = table(specs, lambda spec: 0.5 + 0.1 * (spec.split("|")[2][1] == "T"), seeds=(0, 1))
-    text = attribution_markdown(frame, tmp_path)
+    text = attribution_markdown(attribution_of(frame), tmp_path)
     assert "## Placement attribution" in text and "16 designs" in text
     assert "| stage 3, block 2 | T | 8 | +0.100 [+0.100, +0.100] |" in text
     assert (tmp_path / "attribution_heatmap.png").is_file()
-    assert attribution_markdown(frame[frame["spec"].isin(specs[:5])], tmp_path) == ""    # too few designs
+    assert attribution_of(frame[frame["spec"].isin(specs[:5])]) is None                   # too few designs
+    assert attribution_markdown(None, tmp_path) == ""
     assert where("s4_3") == "stage 4, block 4"

@@ -17,7 +17,7 @@ from ablate.audit import AuditError, AuditOptions, audit_config, audit_record, s
 from ablate.config import load_run_config
 from ablate.report.table import load_results, oriented_scores
 from ablate.results import PRIMARY, Metric
-from ablate.report.audit_section import audit_markdown, ranks
+from ablate.report.audit_section import audit_markdown, audits_of, ranks
 from ablate.report.stats import HOLDS_TAU, rung_agreement, rung_verdict, top_k_overlap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +40,9 @@ def test_rung_agreement_on_a_known_swap():
     rho = 1 - 6 * (1 + 1) / (4 * 15) = 0.8; constant seeds make every interval the point."""
     stats = rung_agreement(constant({"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.3}),
                            constant({"a": 0.8, "b": 0.6, "c": 0.2, "d": 0.4}), k=2, n_boot=200)
-    assert stats["kendall_tau"] == pytest.approx(4 / 6) and stats["spearman_rho"] == pytest.approx(0.8)
-    assert stats["kendall_tau_interval"] == pytest.approx((4 / 6, 4 / 6))
-    assert stats["top_k_overlap"] == 1.0 and stats["designs"] == 4 and stats["undefined"] == 0
+    assert stats.kendall_tau == pytest.approx(4 / 6) and stats.spearman_rho == pytest.approx(0.8)
+    assert stats.kendall_tau_interval == pytest.approx((4 / 6, 4 / 6))
+    assert stats.top_k_overlap == 1.0 and stats.designs == 4 and stats.undefined == 0
 
 
 def test_a_loss_ranks_and_picks_its_top_k_lowest_first():
@@ -52,8 +52,8 @@ def test_a_loss_ranks_and_picks_its_top_k_lowest_first():
     assert ranks(oriented_scores(low, loss)) == {"a": 1, "b": 2, "c": 3, "d": 4}
     high = constant({"a": 0.4, "b": 0.9, "c": 0.2, "d": 0.6})                  # top 2: {c, a}; at 1x {a, b}
     stats = rung_agreement(oriented_scores(low, loss), oriented_scores(high, loss), k=2, n_boot=50)
-    assert stats["top_k_overlap"] == 0.5
-    assert stats["kendall_tau"] == pytest.approx(rung_agreement(low, high, k=2, n_boot=50)["kendall_tau"])
+    assert stats.top_k_overlap == 0.5
+    assert stats.kendall_tau == pytest.approx(rung_agreement(low, high, k=2, n_boot=50).kendall_tau)
 
 
 def test_rung_agreement_intervals_follow_the_seed_noise():
@@ -62,18 +62,18 @@ def test_rung_agreement_intervals_follow_the_seed_noise():
     sharp = {n: m + rng.normal(0, 0.01, 5) for n, m in means.items()}
     again = {n: m + rng.normal(0, 0.01, 5) for n, m in means.items()}
     stats = rung_agreement(sharp, again)
-    assert stats["kendall_tau"] == pytest.approx(1)
-    assert stats["kendall_tau_interval"][0] == pytest.approx(1)                       # never reordered
+    assert stats.kendall_tau == pytest.approx(1)
+    assert stats.kendall_tau_interval[0] == pytest.approx(1)                       # never reordered
     noise = {n: rng.normal(0, 0.1, 5) for n in means}                                # no design effect at all
     stats = rung_agreement(sharp, noise)
-    low, high = stats["kendall_tau_interval"]
+    low, high = stats.kendall_tau_interval
     assert low < 0 < high
 
 
 def test_a_rung_without_a_ranking_is_undefined():
     stats = rung_agreement(constant({"a": 0.5, "b": 0.5}), constant({"a": 0.9, "b": 0.1}), k=1, n_boot=50)
-    assert math.isnan(stats["kendall_tau"]) and stats["undefined"] == 50
-    assert "cannot say" in rung_verdict(stats["kendall_tau"], stats["kendall_tau_interval"], "1x", "2x epochs")
+    assert math.isnan(stats.kendall_tau) and stats.undefined == 50
+    assert "cannot say" in rung_verdict(stats.kendall_tau, stats.kendall_tau_interval, "1x", "2x epochs")
 
 
 def test_verdict_thresholds():
@@ -145,7 +145,6 @@ def test_the_task_rung_trains_the_same_budget_on_another_dataset(tmp_path):
 
 def test_the_task_rung_counts_a_real_set_the_run_used_whole(tmp_path, monkeypatch):
     """digits trains on its whole set, split 80/20: the task gets as many images, counted from the run's pack."""
-    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
     run, cfg = _config(tmp_path, name="digits", options="{}")
     changes = audit_config(cfg, run, AuditOptions("task"), [])[1]
     assert changes["data.options"] == [{}, {"n_train": 1438, "n_val": 359}]
@@ -186,7 +185,7 @@ def test_the_report_names_a_task_audit_by_its_datasets_beside_a_budget_audit(tmp
     record = audit_record(cfg, options, audit_config(cfg, run, options, [])[1], list("abcd"), 3, "python -m ...")
     (task / "audit.json").write_text(json.dumps(record))
     (tmp_path / "out").mkdir()
-    text = audit_markdown(run, load_results(run), tmp_path / "out")
+    text = audit_markdown(audits_of(run, load_results(run)), tmp_path / "out")
     assert "### 2x epochs: more epochs on the same images" in text and "| 1x mean | 1x rank | 2x epochs mean" in text
     assert "### fashion_mnist: the same designs on fashion_mnist instead of fractal" in text
     assert "`data.name` fractal -> fashion_mnist" in text and "in `task_fashion_mnist/`" in text
@@ -260,7 +259,7 @@ def test_the_run_s_conclusions_are_rechecked_on_an_audit_with_fresh_seeds(tmp_pa
         [("a", "b", "equivalent"), ("a", "c", "better"), ("a", "d", "better"), ("b", "c", "better"),
          ("b", "d", "better"), ("d", "c", "better")]
     (tmp_path / "out").mkdir()
-    text = audit_markdown(run, frame, tmp_path / "out", found)
+    text = audit_markdown(audits_of(run, frame, found), tmp_path / "out")
     assert "Conclusions rechecked on this audit's own verdicts (fresh seeds (100, 101, 102)" in text
     rows = {tuple(line.split(" | ")[:2]): line for line in text.splitlines() if line.startswith("| ")}
     assert rows[("| a", "c")].endswith("| holds |")

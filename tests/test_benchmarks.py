@@ -1,11 +1,49 @@
-"""The task benchmark runs end to end on a tiny candidate, prints the decisiveness table, and resumes."""
+"""Every script in benchmarks/ runs end to end at a tiny size (a script no test runs rots): the task benchmark
+prints the decisiveness table and resumes, the ladder benchmark its ratios, and each other script its table."""
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
+TESTED_BELOW = ("tasks.py", "ladder.py")       # with tests of their own that check their numbers
+# script -> (its tiny arguments, with {tmp} for the test's folder; a line its output must hold)
+TINY_RUNS = {
+    "scan.py": (["--reps", "1", "--cases", "proxy", "--threads", "1"], "| (64, 64, 64, 8) | proxy |"),
+    "throughput.py": (["--models=", "--iters", "1", "--threads", "1"], "| proxy (default) | `C|CCC|MMMMTTTT|MMTT` |"),
+    "data_memory.py": (["--trials", "1", "--steps", "1", "--n-train", "500"], "packed / reference, whole processes:"),
+    "gpu_feed.py": (["--epochs", "1", "--n-train", "64", "--n-val", "16", "--batch-size", "16", "--first", "1",
+                     "--out", "{tmp}/gpu_feed.json"], '"run": "32 px, host feed, basic"'),
+    "plan.py": (["--runs-dir", "{tmp}/runs", "smoke=true", "seeds=1", "designs=[all conv]"],
+                "measured sweep wall time (sessions.json):"),
+}
+
+
+def test_every_benchmark_script_has_a_tiny_run():
+    assert sorted([*TINY_RUNS, *TESTED_BELOW]) == SCRIPTS
+
+
+@pytest.mark.parametrize("script", sorted(TINY_RUNS))
+def test_a_benchmark_runs_at_a_tiny_size(script, tmp_path):
+    args, expected = TINY_RUNS[script]
+    done = subprocess.run([sys.executable, f"benchmarks/{script}", *[a.format(tmp=tmp_path) for a in args]],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert expected in done.stdout, done.stdout[-3000:]
+    if script == "gpu_feed.py":              # its trials run in subprocesses: each must have trained
+        runs = json.loads((tmp_path / "gpu_feed.json").read_text())
+        assert [r["status"] for run in runs for r in run.get("results", [])] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_benchmark_answers_help(script):
+    done = subprocess.run([sys.executable, f"benchmarks/{script}", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
 TINY = ["--set", "model.dim=8", "--set", "model.in_dim=8", "--set", "trainer.epochs=1", "--set", "trainer.batch_size=16",
         "--option", "n_train=32", "--option", "n_val=16", "--option", "classes=3"]
 

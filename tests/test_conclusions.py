@@ -96,7 +96,7 @@ def test_an_undecided_pair_says_how_many_seeds_would_settle_it():
     [pair] = conclusions(tables, margin=0.02)
     assert pair.verdict == "undecided" and pair.difference == pytest.approx(0.01)
     assert not pair.largest.resolved and pair.tost_p >= 0.05
-    mse = design_anova(_table({"A": b + [0.04, -0.02, 0.01], "B": b}))["mse"]
+    mse = design_anova(_table({"A": b + [0.04, -0.02, 0.01], "B": b})).mse
     assert 2 * mse == pytest.approx(0.03 ** 2)
     assert pair.seeds_needed == seeds_needed(0.01, mse, designs=2, margin=0.02, pairs=1) > 3
     # At the measured spread TOST settles it first: 0.01 + t(0.95, n - 1) * 0.03 / sqrt(n) < 0.02.
@@ -125,13 +125,13 @@ def test_tost_on_the_pooled_variance_is_the_paired_tost_for_two_designs():
     b = np.array([0.806, 0.803, 0.811, 0.799, 0.801])
     table = pd.DataFrame([a, b], index=["A", "B"])
     anova = design_anova(table)
-    assert 2 * anova["mse"] == pytest.approx(np.var(a - b, ddof=1))
+    assert 2 * anova.mse == pytest.approx(np.var(a - b, ddof=1))
     expected = ttost_paired(a, b, -0.02, 0.02)[0]
-    assert tost_p(float((a - b).mean()), anova["mse"], anova["df_resid"], 5, 0.02) == pytest.approx(expected)
+    assert tost_p(float((a - b).mean()), anova.mse, anova.df_resid, 5, 0.02) == pytest.approx(expected)
     [pair] = conclusions({1.0: table}, margin=0.02)
     assert pair.verdict == "equivalent" and pair.tost_p == pytest.approx(expected)     # one pair: Holm changes nothing
     # A margin the difference does not fit in, and the edge cases.
-    assert tost_p(float((a - b).mean()), anova["mse"], anova["df_resid"], 5, 0.005) == pytest.approx(
+    assert tost_p(float((a - b).mean()), anova.mse, anova.df_resid, 5, 0.005) == pytest.approx(
         ttost_paired(a, b, -0.005, 0.005)[0])
     assert tost_p(0.001, 0.0, 4, 5, 0.02) == 0.0 and tost_p(0.03, 0.0, 4, 5, 0.02) == 1.0
     assert math.isnan(tost_p(0.001, math.nan, 0, 1, 0.02)) and math.isnan(tost_p(0.001, 1e-4, 1, 1, 0.02))
@@ -144,18 +144,18 @@ def test_holm_makes_a_marginal_equivalence_fail_among_many_pairs():
             "D": 1.0 + 5 * N1, "E": 1.1 + 5 * N2, "F": 1.2 + 5 * N3}
     table = _table(rows)
     anova = design_anova(table)
-    se = math.sqrt(2 * anova["mse"] / 4)
+    se = math.sqrt(2 * anova.mse / 4)
 
     def run(raw_p):
         """The margin at which A-B's TOST p is raw_p on its own, and the pair's conclusion there."""
-        margin = 0.003 + stats.t.isf(raw_p, anova["df_resid"]) * se
-        assert tost_p(-0.003, anova["mse"], anova["df_resid"], 4, margin) == pytest.approx(raw_p)
+        margin = 0.003 + stats.t.isf(raw_p, anova.df_resid) * se
+        assert tost_p(-0.003, anova.mse, anova.df_resid, 4, margin) == pytest.approx(raw_p)
         result = conclusions({1.0: table}, margin=margin)
         return result, _pair(result, "A", "B")
 
     result, pair = run(0.01)                       # passes alone at 5%...
     assert not pair.largest.resolved
-    raw = [tost_p(p.difference, anova["mse"], anova["df_resid"], 4, p.margin) for p in result]
+    raw = [tost_p(p.difference, anova.mse, anova.df_resid, 4, p.margin) for p in result]
     assert [p.tost_p for p in result] == pytest.approx(list(multipletests(raw, method="holm")[1]))
     assert pair.tost_p == pytest.approx(15 * 0.01) and pair.verdict == "undecided"      # ...but not among 15
     result, pair = run(0.001)

@@ -8,16 +8,11 @@ from scipy import ndimage
 from ablate.data import GENERATORS, DatasetError, LOADERS, dataset_classes, load_dataset, synthetic
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
 
 @pytest.mark.parametrize("task", list(GENERATORS))
-def test_synthetic_tasks_are_deterministic_cached_and_normalised(task, private_cache):
+def test_synthetic_tasks_are_deterministic_cached_and_normalised(task, cache):
     first = load_dataset(task, image_size=32, seed=3, n_train=64, n_val=32)
-    assert len(list(private_cache.rglob(f"packs/{task}-*/meta.json"))) == 1   # packed once...
+    assert len(list(cache.rglob(f"packs/{task}-*/meta.json"))) == 1   # packed once...
     second = load_dataset(task, image_size=32, seed=3, n_train=64, n_val=32)  # ...and mapped again
     assert isinstance(second.train.images, np.memmap) and second.key == first.key
     train_x, train_y, val_x, val_y = first.tensors()

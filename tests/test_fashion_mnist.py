@@ -14,10 +14,6 @@ NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
-
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """The idx encoding: 0, 0, type 0x08 (unsigned byte), the number of dimensions, big-endian dims, the data."""

@@ -7,10 +7,6 @@ from ablate.data import DatasetError, formula, load_dataset
 PLAIN = {"jitter": 0.0, "rotation": 0.0, "scale_min": 1.0, "scale_max": 1.0, "noise": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
-
 
 def _masks(images):
     return (images != formula.BACKGROUND).any(-1)       # (N, H, W): object pixels (tests draw without noise)

@@ -6,6 +6,7 @@ import pytest
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from ablate.ladder import LadderError, check_budgets, ladder, ladder_cost, lr_factor
+from ablate.proxy import ProxyConfig
 from ablate.train import train_proxy
 
 # 4 steps per epoch (128 images, batch 32)
@@ -14,8 +15,8 @@ TINY = {"model": {"spec": "C|C|MT|T", "dim": 8, "in_dim": 8, "num_heads": [1, 1,
         "trainer": {"epochs": 5, "batch_size": 32, "warmup_epochs": 0.5, "late_evals": 2, "lr": 1e-3}}
 
 
-def config(**trainer):
-    return {**TINY, "trainer": {**TINY["trainer"], **trainer}}
+def config(**trainer) -> ProxyConfig:
+    return ProxyConfig.from_dict({**TINY, "trainer": {**TINY["trainer"], **trainer}})
 
 
 def test_rungs_of_a_two_budget_ladder():
@@ -28,7 +29,6 @@ def test_rungs_of_a_two_budget_ladder():
 def test_the_learning_rate_at_every_step_of_a_ladder(tmp_path, monkeypatch):
     """What the optimizer really used, in the order the steps ran: the trunk to step 8, the branch's cooldown over
     steps 8-9, then the trunk again from step 8 (warm-up 2 steps, constant, linear decay over the last 4)."""
-    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     used = []
     hook = register_optimizer_step_pre_hook(
         lambda optimizer, args, kwargs: used.append(optimizer.param_groups[0]["lr"]))
@@ -56,7 +56,6 @@ def test_one_budget_with_a_whole_run_cosine_cooldown_is_the_classic_schedule():
 
 
 def test_branches_leave_the_trunk_untouched_bit_for_bit(tmp_path, monkeypatch):
-    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     alone = train_proxy(config(budgets=[1], cooldown=0.2))
     with_branches = train_proxy(config(budgets=[0.25, 0.5, 1], cooldown=0.2))
     assert alone.status == with_branches.status == "ok"
@@ -70,7 +69,6 @@ def test_branches_leave_the_trunk_untouched_bit_for_bit(tmp_path, monkeypatch):
 
 def test_a_branch_is_the_shorter_trial_it_stands_for(tmp_path, monkeypatch):
     """The branch at budget 0.4 of 5 epochs (8 steps) trains exactly what a 2-epoch trial with one budget trains."""
-    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path))
     ladder_run = train_proxy(config(budgets=[0.4, 1], cooldown=0.25))
     short = train_proxy(config(epochs=2, budgets=[1], cooldown=0.25))
     branch = ladder_run.budgets[0]
@@ -100,10 +98,10 @@ def test_asha_compares_trials_on_the_largest_budget_each_has_finished():
     from ablate.results import BudgetResult, TrialResult
     from ablate.sweep.trial import RUNG_SCORE, WORST_SCORE, tune_metrics
     midway = TrialResult(epochs_done=1, val_acc_late=0.30, budgets=[BudgetResult(0.5, 62, val_acc_late=0.45)])
-    assert tune_metrics(midway, {}, final=False)[RUNG_SCORE] == 0.45          # the finished half, not the trunk
+    assert tune_metrics(midway, None, final=False)[RUNG_SCORE] == 0.45          # the finished half, not the trunk
     before = TrialResult(epochs_done=1, val_acc_late=0.30)
-    assert tune_metrics(before, {}, final=False)[RUNG_SCORE] == 0.30         # no budget yet: the trunk so far
-    assert tune_metrics(TrialResult(status="failed"), {}, final=True)[RUNG_SCORE] == WORST_SCORE
+    assert tune_metrics(before, None, final=False)[RUNG_SCORE] == 0.30         # no budget yet: the trunk so far
+    assert tune_metrics(TrialResult(status="failed"), None, final=True)[RUNG_SCORE] == WORST_SCORE
 
 
 def test_budgets_survive_a_trip_through_plain_dicts():

@@ -14,11 +14,6 @@ from ablate.data.augment import BatchAugment, make_augment
 from ablate.data.feed import Feeder
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
 
 def write_cifar100(root, n=20):
     root.mkdir(parents=True)
@@ -49,7 +44,7 @@ def write_tiny(root, wnids=("n01", "n02", "n03"), per_class=4):
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
 
 
-def test_cifar100_packs_once_with_names_and_maps(tmp_path, private_cache):
+def test_cifar100_packs_once_with_names_and_maps(tmp_path, cache):
     write_cifar100(tmp_path / "c100")
     data = load_dataset("cifar100", image_size=16, seed=0, root=tmp_path / "c100")
     assert data.num_classes == 100 == dataset_classes("cifar100", root=tmp_path / "c100")
@@ -60,9 +55,9 @@ def test_cifar100_packs_once_with_names_and_maps(tmp_path, private_cache):
     assert data.train.labels.tolist() == labels
     again = load_dataset("cifar100", image_size=16, seed=1, root=tmp_path / "c100", n_train=5)
     assert again.key == data.key and len(again.train) == 5          # the seed cuts a subset of the same pack
-    assert len(list((private_cache / "packs").iterdir())) == 1
+    assert len(list((cache / "packs").iterdir())) == 1
     load_dataset("cifar100", image_size=32, seed=0, root=tmp_path / "c100")
-    assert len(list((private_cache / "packs").iterdir())) == 2     # one pack per image size
+    assert len(list((cache / "packs").iterdir())) == 2     # one pack per image size
 
 
 def test_a_changed_source_file_makes_a_new_pack(tmp_path):
@@ -140,9 +135,9 @@ print(packed.ensure_pack("toy", {"v": 1}, 2, build).path)
 """
 
 
-def test_concurrent_trials_build_a_pack_once(tmp_path, private_cache):
+def test_concurrent_trials_build_a_pack_once(tmp_path, cache):
     log = tmp_path / "builds.log"
-    env = {**os.environ, "ABLATE_CACHE": str(private_cache)}
+    env = {**os.environ, "ABLATE_CACHE": str(cache)}
     workers = [subprocess.Popen([sys.executable, "-c", BUILD_SLOWLY, str(log)], env=env, stdout=subprocess.PIPE,
                                 text=True) for _ in range(2)]
     paths = {w.communicate(timeout=120)[0].strip() for w in workers}
@@ -212,12 +207,13 @@ def test_auto_augments_real_images_only():
 
 
 def test_a_real_set_trains_with_strong_augmentation(tmp_path):
+    from ablate.proxy import ProxyConfig
     from ablate.train import train_proxy
     write_tiny(tmp_path / "tiny", per_class=8)
     cfg = {"model": {"spec": "C|C|TM|T", "dim": 8, "in_dim": 8},
            "data": {"name": "tinyimagenet", "root": str(tmp_path / "tiny"), "image_size": 32, "augment": "strong"},
            "trainer": {"epochs": 1, "batch_size": 8, "eval_batch_size": 4}}
-    result = train_proxy(cfg)
+    result = train_proxy(ProxyConfig.from_dict(cfg))
     assert result.status == "ok", result.error
     assert result.epochs_done == 1 and result.history
 

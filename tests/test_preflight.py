@@ -1,4 +1,5 @@
 """Bad input stops a sweep before any Ray call: exit 2, one message naming the key, the value and what is valid."""
+import dataclasses
 import pickle
 
 import pytest
@@ -57,20 +58,21 @@ def test_smoke_says_what_it_changes(tmp_path):
 
 
 def test_makespan_packs_the_longest_trials_first():
-    from ablate.plan import makespan
+    from ablate.calibration import makespan
     assert makespan([3, 3, 2, 2, 2], slots=2) == 7                 # 3+2+2 on one slot, 3+2 on the other
     assert makespan([5, 1, 1, 1], slots=4) == 5 and makespan([], slots=2) == 0
 
 
 def test_trial_seconds_counts_steps_and_evaluations():
-    from ablate.plan import trial_seconds
-    trainer = {"batch_size": 64, "epochs": 2, "late_evals": 3, "warmup_epochs": 0.5, "budgets": [1], "cooldown": 1}
+    from ablate.calibration import trial_seconds
+    from ablate.proxy import TrainerConfig
+    trainer = TrainerConfig(batch_size=64, epochs=2, late_evals=3, warmup_epochs=0.5, budgets=[1], cooldown=1)
     # 62 steps per epoch; evaluations: after epochs 1 and 2, and at 3 points of the last quarter (one is the end)
     assert trial_seconds({"step_s": 1.0, "eval_s_per_image": 0.01}, 4000, 500, trainer) == \
         pytest.approx(124 + 4 * 500 * 0.01)
     # budgets [0.5, 1], cooldown 0.2: the branch's cooldown adds steps 50-61 and its 3 evaluations (54, 58, 62);
     # the trunk is evaluated after epoch 1 (62) and at 107, 116 and 124
-    ladder = {**trainer, "budgets": [0.5, 1], "cooldown": 0.2}
+    ladder = dataclasses.replace(trainer, budgets=[0.5, 1], cooldown=0.2)
     assert trial_seconds({"step_s": 1.0, "eval_s_per_image": 0.01}, 4000, 500, ladder) == \
         pytest.approx(124 + 12 + 7 * 500 * 0.01)
 
@@ -91,9 +93,8 @@ def test_plan_prints_the_sweep_and_trains_nothing(tmp_path, monkeypatch):
     # a sweep on this machine records how long its trials took against their estimates (test_sweep.py's smoke
     # sweep checks the record); the next plan is corrected by it, and says so
     from ablate.config import load_config
-    from ablate.plan import record_correction, recorded_correction
-    from ablate.preflight import apply_smoke
-    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
+    from ablate.calibration import record_correction, recorded_correction
+    from ablate.config import apply_smoke
     record_correction(load_config(["seeds=2"]), measured_s=90.0, estimated_s=60.0, trials=30, run="default")
     assert recorded_correction(apply_smoke(load_config(["smoke=true"]))) is None   # the default proxy's is not smoke's
     record_correction(apply_smoke(load_config(["smoke=true"])), measured_s=30.0, estimated_s=20.0, trials=2,

@@ -13,8 +13,8 @@ from ablate.report import ReportError, write_report
 from ablate.report.figures import pareto_figure
 from ablate.report.pareto import pareto_mask
 from ablate.report.reproduction import reproduction, seeds_to_resolve
-from ablate.report.stats import (bootstrap_rank_agreement, noise_floor, permutation_p, rank_agreement, sign_flip_p,
-                                 t_interval)
+from ablate.report.stats import (RankAgreement, bootstrap_rank_agreement, noise_floor, permutation_p, rank_agreement,
+                                 sign_flip_p, t_interval)
 from ablate.report.table import design_summary, load_results
 from ablate.results import ResultRow, trial_key, write_row, write_table
 
@@ -51,11 +51,11 @@ def test_pareto_known_front_and_bad_input():
 
 
 def test_rank_statistics_on_known_orders():
-    assert rank_agreement([1, 2, 3, 4], [10, 20, 30, 40]) == {"kendall_tau": 1.0, "spearman_rho": 1.0}
-    assert rank_agreement([4, 3, 2, 1], [10, 20, 30, 40]) == {"kendall_tau": -1.0, "spearman_rho": -1.0}
+    assert rank_agreement([1, 2, 3, 4], [10, 20, 30, 40]) == RankAgreement(kendall_tau=1.0, spearman_rho=1.0)
+    assert rank_agreement([4, 3, 2, 1], [10, 20, 30, 40]) == RankAgreement(kendall_tau=-1.0, spearman_rho=-1.0)
     one_swap = rank_agreement([1, 3, 2, 4], [10, 20, 30, 40])        # 5 concordant, 1 discordant pair
-    assert one_swap["kendall_tau"] == pytest.approx(4 / 6) and one_swap["spearman_rho"] == pytest.approx(0.8)
-    assert math.isnan(rank_agreement([1, 1, 1], [1, 2, 3])["kendall_tau"])
+    assert one_swap.kendall_tau == pytest.approx(4 / 6) and one_swap.spearman_rho == pytest.approx(0.8)
+    assert math.isnan(rank_agreement([1, 1, 1], [1, 2, 3]).kendall_tau)
 
 
 def test_intervals_p_values_and_noise_floor_by_hand():
@@ -66,26 +66,26 @@ def test_intervals_p_values_and_noise_floor_by_hand():
     assert sign_flip_p([0.1, 0.2, 0.3]) == pytest.approx(2 / 8)      # only all-plus and all-minus reach 0.2
     assert sign_flip_p([1.0] * 6) == pytest.approx(2 / 64) and sign_flip_p([0.0, 0.0]) == 1.0
     floor = noise_floor({"a": np.array([0.0, 1.0]), "b": np.array([2.0, 4.0])})
-    assert floor["pooled_std"] == pytest.approx(math.sqrt(1.25))
-    assert floor["floor"] == pytest.approx(1.959964 * math.sqrt(1.25) * 1.0)
+    assert floor.pooled_std == pytest.approx(math.sqrt(1.25))
+    assert floor.floor == pytest.approx(1.959964 * math.sqrt(1.25) * 1.0)
     seeds = {"a": np.array([0.9, 0.9]), "b": np.array([0.5, 0.5]), "c": np.array([0.1, 0.1])}
     boot = bootstrap_rank_agreement(seeds, {"a": 3, "b": 2, "c": 1})
-    assert boot["kendall_tau"] == (1.0, 1.0) and boot["undefined"] == 0
+    assert boot.kendall_tau == (1.0, 1.0) and boot.undefined == 0
 
 
 def test_reproduction_verdicts():
     seeds = {"best": np.array([0.60, 0.61, 0.62]), "second": np.array([0.90, 0.91, 0.92]),
              "third": np.array([0.30, 0.70, 0.50])}
     result = reproduction(seeds, {"best": 82.3, "second": 81.9, "third": 81.0, "absent": 80.0}, "table")
-    verdicts = {(p["a"], p["b"]): p["verdict"] for p in result["pairs"]}
+    verdicts = {(p.a, p.b): p.verdict for p in result.pairs}
     assert verdicts[("best", "second")] == "disagrees"
     assert verdicts[("best", "third")] == "inside the noise"
-    assert result["missing"] == ["absent"] and result["proxy_rank"].tolist() == [2.0, 1.0, 3.0]
-    assert all(p["paired_n"] == 0 for p in result["pairs"])            # plain arrays: no seeds to pair on
+    assert result.missing == ("absent",) and result.proxy_rank.tolist() == [2.0, 1.0, 3.0]
+    assert all(p.paired_n == 0 for p in result.pairs)            # plain arrays: no seeds to pair on
     by_seed = {"a": pd.Series([0.9, 0.5, 0.7], index=[0, 1, 2]),
                "b": pd.Series([0.8, 0.4, 0.6, 0.1], index=[0, 1, 2, 3])}                # seed 3: a has none
-    pair, = reproduction(by_seed, {"a": 2.0, "b": 1.0}, "table")["pairs"]
-    assert (pair["paired_n"], pair["paired_diff"], pair["paired_p"]) == (3, pytest.approx(0.1), 0.25)
+    pair, = reproduction(by_seed, {"a": 2.0, "b": 1.0}, "table").pairs
+    assert (pair.paired_n, pair.paired_diff, pair.paired_p) == (3, pytest.approx(0.1), 0.25)
     assert seeds_to_resolve(0.1, 0.25) == math.ceil(2 * (1.959964 * 0.25 / 0.1) ** 2) == 49
     assert seeds_to_resolve(0.0, 0.25) == math.inf
 
@@ -166,6 +166,23 @@ def test_report_cli_compares_a_placement_run_with_the_paper(tmp_path):
                           text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "## Proxy vs the paper: Table 5" in (run_dir / "report" / "report.md").read_text()
+
+
+def test_a_run_whose_space_is_not_registered_says_so(tmp_path):
+    """Without the space registered (no `import search_spaces`, as python -m ablate.report once lacked, c2da876) the
+    report cannot know the paper's numbers: it says so, naming the space and the import, and warns, instead of
+    leaving the paper comparison out without a word."""
+    from ablate.space import SPACES
+    registered = dict(SPACES)
+    del SPACES["placement"]
+    try:
+        with pytest.warns(UserWarning, match="space `placement` is not registered"):
+            text = write_report(fixture_run(tmp_path / "fixture")).read_text()
+    finally:                                    # the registry as it was, in its order (error messages list it)
+        SPACES.clear()
+        SPACES.update(registered)
+    section = text.split("## Proxy vs the paper")[1].split("\n## ")[0]
+    assert "space `placement` is not registered" in section and "import search_spaces" in section
 
 
 def test_report_cli_names_a_missing_table(tmp_path):

@@ -143,9 +143,16 @@ def test_help_lists_spaces_and_keys(tmp_path):
     assert len(all_keys()) > 30
 
 
-def test_experiment_file_then_overrides():
+def test_experiment_file_then_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                 # the experiments are found from any working directory
     cfg = load_config(["experiment=placement_match_v1", "seeds=2"])
     assert cfg.space == "placement" and cfg.seeds == 2 and cfg.data.options["n_train"] == 4000
+
+
+def test_help_lists_the_experiments_from_any_folder(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "run_sweep.py"), "--help"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and "placement_match_v1" in done.stdout.split("experiments (experiment=NAME):")[1]
 
 
 def test_slowest_designs_are_scheduled_first():

@@ -31,16 +31,17 @@ def test_the_table_columns_are_the_row_fields_and_a_trial_result_is_part_of_a_ro
         ResultRow.from_dict({"val_acc": 0.5})
 
 
-def test_trial_config_leaves_the_sweeps_config_alone():
+def test_a_trials_config_leaves_the_sweeps_config_alone():
     from ablate.config import load_config
     from ablate.space import Design
-    from ablate.sweep import trial_config
     cfg = load_config(["resources.gpus_per_trial=1", "resources.cpus_per_trial=4", "model.mixer_knobs.M.conv=causal"])
     before = dataclasses.asdict(cfg)
-    proxy = trial_config(cfg, Design.make("x", "C|CCC|MMMMTTTT|MMTT", {"M": {"merge": "gate"}}), seed=3)
-    assert dataclasses.asdict(cfg) == before
-    assert proxy["trainer"]["device"] == "cuda" and proxy["trainer"]["threads"] == 4 and proxy["seed"] == 3
-    assert proxy["model"]["mixer_knobs"] == {"M": {"conv": "causal", "merge": "gate"}}
+    base = cfg.trial_proxy()
+    proxy = base.for_design(Design.make("x", "C|CCC|MMMMTTTT|MMTT", {"M": {"merge": "gate"}}), seed=3)
+    assert dataclasses.asdict(cfg) == before and base.model.mixer_knobs == {"M": {"conv": "causal"}}
+    assert proxy.trainer.device == "cuda" and proxy.trainer.threads == 4 and proxy.seed == 3
+    assert proxy.model.mixer_knobs == {"M": {"conv": "causal", "merge": "gate"}}
+    assert proxy.trainer.budgets is not cfg.trainer.budgets                 # a copy all the way down
 
 
 def _driver(tmp_path, *overrides):

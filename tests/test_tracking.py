@@ -118,7 +118,7 @@ def test_trackers_see_each_epoch_s_scalars_only():
     last epoch again) nor the nested result the driver's row is built from."""
     from ablate.results import TrialResult
     from ablate.sweep.tracking import epoch_scalars
-    from ablate.sweep.trial import tune_metrics
+    from ablate.sweep.trial import StaticMeasures, tune_metrics
 
     class Recorder:
         def __init__(self):
@@ -130,7 +130,8 @@ def test_trackers_see_each_epoch_s_scalars_only():
     recorder = epoch_scalars(Recorder)()
     epoch = TrialResult(epochs_done=1, val_acc_final=0.5, val_loss_final=1.2, val_acc_best=0.5, train_loss=1.5,
                         history=[{"epoch": 1, "val_acc": 0.5}])
-    recorder.log_trial_result(1, None, tune_metrics(epoch, {"macs_total": 7}, final=False))
-    recorder.log_trial_result(2, None, tune_metrics(epoch, {"macs_total": 7}, final=True))
+    measures = StaticMeasures(params=100, macs_total=7, macs_scan=0)
+    recorder.log_trial_result(1, None, tune_metrics(epoch, measures, final=False))
+    recorder.log_trial_result(2, None, tune_metrics(epoch, measures, final=True))
     assert recorder.logged == [{"epoch": 1, "val_acc": 0.5, "val_loss": 1.2, "val_acc_best": 0.5, "train_loss": 1.5,
                                 "train_time_s": 0.0, "training_iteration": 1}]

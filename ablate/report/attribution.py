@@ -1,13 +1,15 @@
 """Placement attribution: which letters at which positions of stages 3-4 move accuracy and throughput.
 
-From a finished sweep's designs (one point per design: its mean over seeds):
+From a finished sweep's designs (one point per design: its mean over seeds; attribution_section.design_points):
 - marginal effects: for each position (stage, block) and letter, the mean of the designs with that letter there
   minus the mean of those without, with a Welch t-interval (scipy);
 - stage features: the slope of the metric on the attention count of stage 3 and on the position of its first
   attention block, with OLS intervals (statsmodels);
 - parameter importance: Optuna's fANOVA over the positions (one categorical parameter per block).
-Each statistic is tested on hand-made tables with known answers (tests/test_attribution.py).
+Each statistic is tested on hand-made tables with known answers (tests/test_attribution.py); attribute() gathers
+them for the report's section (attribution_section.py).
 """
+import dataclasses
 import math
 from typing import Dict, List
 
@@ -15,27 +17,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import PRIMARY
-from ..spec import parse_spec
-from .figures import plt, save
-from .table import design_summary
-
 STAGES = (2, 3)                 # stages 3 and 4, where the paper places mixers and attention
 ATTENTION = "T"
 MIN_DESIGNS = 8                 # fewer designs than this: the report leaves the section out
-
-
-def design_points(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per trained design: label, spec, the primary metric and img/s (its means over seeds, as the design
-    table has them), and one column per position of stages 3-4 (s3_0 ... s4_3) holding the letter there."""
-    summary = design_summary(frame)
-    rows = []
-    for row in summary[summary["metric_mean"].notna()].itertuples():
-        stages = parse_spec(row.spec).stages
-        letters = {f"s{s + 1}_{i}": letter for s in STAGES if s < len(stages) for i, letter in enumerate(stages[s])}
-        rows.append({"design": row.design, "spec": row.spec, "metric": row.metric_mean, "throughput": row.throughput,
-                     **letters})
-    return pd.DataFrame(rows)
 
 
 def positions(points: pd.DataFrame) -> List[str]:
@@ -121,57 +105,18 @@ def fanova_importance(points: pd.DataFrame, column: str = "metric", seed: int = 
     return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
 
 
-def heatmap(effects: pd.DataFrame, speed: pd.DataFrame, letter: str = ATTENTION):
-    """Stages x positions: the effect of ``letter`` at each block on the metric (colour) and img/s (text)."""
-    chosen = effects[effects["letter"] == letter].set_index("position")
-    fast = speed[speed["letter"] == letter].set_index("position")
-    stages = sorted({p.split("_")[0] for p in effects["position"]})
-    width = max(int(p.split("_")[1]) for p in effects["position"]) + 1
-    grid = np.full((len(stages), width), np.nan)
-    figure, ax = plt.subplots(figsize=(1.1 * width + 2, 1.0 * len(stages) + 1.5))
-    for r, stage in enumerate(stages):
-        for c in range(width):
-            position = f"{stage}_{c}"
-            if position in chosen.index:
-                grid[r, c] = chosen.loc[position, "effect"]
-                text = f"{grid[r, c]:+.3f}"
-                if position in fast.index:
-                    text += f"\n{fast.loc[position, 'effect']:+.0f} img/s"
-                ax.text(c, r, text, ha="center", va="center", fontsize=7)
-    bound = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0
-    image = ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound)
-    ax.set_xticks(range(width), [f"block {c + 1}" for c in range(width)], fontsize=7)
-    ax.set_yticks(range(len(stages)), [f"stage {s[1:]}" for s in stages])
-    ax.set_title(f"'{letter}' at each block: effect on {PRIMARY.label} (colour, text) and img/s")
-    figure.colorbar(image, ax=ax, fraction=0.03)
-    return figure
+@dataclasses.dataclass(frozen=True, eq=False)      # eq=False: data frames have no single truth value
+class Attribution:
+    """The design points, the marginal effects of each letter at each position on the metric and on img/s, the
+    stage-3 feature slopes and the fANOVA importance of each position."""
+    points: pd.DataFrame
+    effects: pd.DataFrame
+    speed: pd.DataFrame
+    slopes: pd.DataFrame
+    importance: Dict[str, float]
 
 
-def attribution_markdown(frame: pd.DataFrame, out) -> str:
-    """The section, or "" when the run has fewer than MIN_DESIGNS trained designs."""
-    points = design_points(frame)
-    if len(points) < MIN_DESIGNS or not positions(points):
-        return ""
-    effects, speed = marginal_effects(points), marginal_effects(points, "throughput")
-    if (effects["letter"] == ATTENTION).any():
-        save(heatmap(effects, speed), out / "attribution_heatmap")
-    merged = effects.merge(speed, on=["position", "letter", "n"], suffixes=("", "_speed"))
-    rows = [f"| {where(r.position)} | {r.letter} | {r.n} | "
-            f"{r.effect:+.3f} [{r.low:+.3f}, {r.high:+.3f}] | {r.effect_speed:+.0f} [{r.low_speed:+.0f}, "
-            f"{r.high_speed:+.0f}] |" for r in merged.sort_values("effect", ascending=False).itertuples()]
-    slopes = feature_slopes(points)
-    slope_lines = [f"- {r.feature.replace('_', ' ')}: {r.slope:+.4f} per block [{r.low:+.4f}, {r.high:+.4f}] "
-                   f"({r.designs} designs)" for r in slopes.itertuples()]
-    importance = fanova_importance(points)
-    ranked = ", ".join(f"{p} {v:.2f}" for p, v in sorted(importance.items(), key=lambda kv: -kv[1])[:6])
-    return "\n".join([
-        "## Placement attribution", "",
-        f"{len(points)} designs, one point each (the mean over its seeds). Effect of a letter at a block = mean of "
-        f"the designs with it there minus the mean of those without, with a 95% Welch t-interval; img/s likewise "
-        f"(this machine). Blocks count from 1; positions with one letter in every design are left out.", "",
-        f"| position | letter | designs with it | {PRIMARY.label} effect [95%] | img/s effect [95%] |",
-        "|---|---|---|---|---|", *rows, "",
-        "Stage-3 features (OLS slope of the metric per unit, 95% interval):", "", *slope_lines, "",
-        f"Optuna fANOVA importance of the positions (largest first, sum 1): {ranked or 'none vary'}.", "",
-        "![attention at each block](attribution_heatmap.png)" if (effects["letter"] == ATTENTION).any() else "",
-        ""])
+def attribute(points: pd.DataFrame) -> Attribution:
+    """Every statistic of the section, from the design points (one row per design)."""
+    return Attribution(points=points, effects=marginal_effects(points), speed=marginal_effects(points, "throughput"),
+                       slopes=feature_slopes(points), importance=fanova_importance(points))

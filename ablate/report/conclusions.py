@@ -283,13 +283,13 @@ def conclusions(tables: Mapping[float, pd.DataFrame], margin: float, alpha: floa
 def _compare(block: pd.DataFrame, budget: float, alpha: float) -> Tuple[DesignEffect, List[BudgetComparison]]:
     """The design effect and every pair's comparison at one budget (pairs in itertools.combinations order)."""
     anova = design_anova(block)
-    effect = DesignEffect(budget=budget, designs=int(anova["designs"]), seeds=int(anova["seeds"]), F=anova["F"],
-                          p=anova["p"], share=anova["share"], mse=anova["mse"], df_resid=int(anova["df_resid"]))
+    effect = DesignEffect(budget=budget, designs=anova.designs, seeds=anova.seeds, F=anova.F, p=anova.p,
+                          share=anova.share, mse=anova.mse, df_resid=anova.df_resid)
     if math.isnan(effect.mse):          # one seed: differences, but no residual to resolve them against
         means = block.mean(axis=1)
         return effect, [BudgetComparison(budget, float(means[a] - means[b]), math.nan, False)
                         for a, b in itertools.combinations(block.index, 2)]
-    return effect, [BudgetComparison(budget, pair["diff"], pair["p"], bool(pair["resolved"]))
+    return effect, [BudgetComparison(budget, pair.diff, pair.p, pair.resolved)
                     for pair in tukey_pairs(block, effect.mse, effect.df_resid, alpha)]
 
 

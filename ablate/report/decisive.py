@@ -9,11 +9,13 @@
   run of A beats a run of B, over all pairs of runs, with a percentile interval from resampling the seeds.
 
 Every function takes a table of one metric with designs as rows and seeds as columns, oriented so that higher
-is better (negate a loss first); designs are compared on the seeds every design ran (complete blocks).
+is better (negate a loss first); designs are compared on the seeds every design ran (complete blocks). Results are
+frozen dataclasses (the report's decisiveness section, the token-count report and benchmarks/tasks.py read them).
 """
+import dataclasses
 import itertools
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -22,13 +24,76 @@ from scipy import stats
 ALPHA = 0.05
 
 
+@dataclasses.dataclass(frozen=True)
+class DesignAnova:
+    """The two-way analysis value ~ design + seed: F and p of the design effect, the design's share of the total sum
+    of squares, the residual mean square (mse) and the degrees of freedom; NaN with fewer than two designs or
+    seeds."""
+    designs: int
+    seeds: int
+    F: float
+    p: float
+    share: float
+    mse: float
+    df_design: int
+    df_resid: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TukeyPair:
+    """Two designs (rows a and b of the table): the difference of means a - b, Tukey's adjusted p, and whether it is
+    below alpha."""
+    a: str
+    b: str
+    diff: float
+    p: float
+    resolved: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class NamedPair:
+    """A pair named in advance (A the design expected better): P(A > B) with its interval over resampled seeds, the
+    difference of means A - B, Tukey's p for the pair (NaN without a residual) and whether it is resolved."""
+    a: str
+    b: str
+    p_improvement: float
+    low: float
+    high: float
+    diff: float
+    tukey_p: float
+    resolved: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Decisiveness:
+    """The design effect, every pair by Tukey's HSD, and the named pairs whose designs are both in the table."""
+    anova: DesignAnova
+    pairs: Tuple[TukeyPair, ...]
+    named: Tuple[NamedPair, ...]
+
+    @property
+    def resolved(self) -> int:
+        """How many pairs Tukey's HSD resolves."""
+        return sum(p.resolved for p in self.pairs)
+
+    @property
+    def agree(self) -> int:
+        """Named pairs resolved in their order (A better)."""
+        return sum(n.resolved and n.diff > 0 for n in self.named)
+
+    @property
+    def against(self) -> int:
+        """Named pairs resolved against their order."""
+        return sum(n.resolved and n.diff < 0 for n in self.named)
+
+
 def complete_blocks(table: pd.DataFrame) -> pd.DataFrame:
     """The seeds (columns) that every design (row) has a value for; designs without any value are dropped."""
     table = table.dropna(how="all")
     return table.loc[:, table.notna().all(axis=0)]
 
 
-def design_anova(table: pd.DataFrame) -> Dict[str, float]:
+def design_anova(table: pd.DataFrame) -> DesignAnova:
     """Two-way analysis without interaction, value ~ design + seed: F and p of the design effect, the design's
     share of the total sum of squares, the residual mean square and its degrees of freedom. NaN where the
     table has fewer than two designs or two seeds (no residual to test against)."""
@@ -36,8 +101,8 @@ def design_anova(table: pd.DataFrame) -> Dict[str, float]:
     from statsmodels.stats.anova import anova_lm
 
     designs, seeds = table.shape
-    result = {"designs": designs, "seeds": seeds, "F": math.nan, "p": math.nan, "share": math.nan,
-              "mse": math.nan, "df_design": designs - 1, "df_resid": (designs - 1) * (seeds - 1)}
+    result = DesignAnova(designs=designs, seeds=seeds, F=math.nan, p=math.nan, share=math.nan, mse=math.nan,
+                         df_design=designs - 1, df_resid=(designs - 1) * (seeds - 1))
     if designs < 2 or seeds < 2:
         return result
     long = pd.DataFrame({"value": table.to_numpy(float).ravel(),
@@ -45,12 +110,11 @@ def design_anova(table: pd.DataFrame) -> Dict[str, float]:
     anova = anova_lm(ols("value ~ C(design) + C(seed)", data=long).fit(), typ=2)
     ss = anova["sum_sq"]
     residual = ss["Residual"] / anova.loc["Residual", "df"]
-    result.update(F=float(anova.loc["C(design)", "F"]), p=float(anova.loc["C(design)", "PR(>F)"]),
-                  share=float(ss["C(design)"] / ss.sum()), mse=float(residual))
-    return result
+    return dataclasses.replace(result, F=float(anova.loc["C(design)", "F"]), p=float(anova.loc["C(design)", "PR(>F)"]),
+                               share=float(ss["C(design)"] / ss.sum()), mse=float(residual))
 
 
-def tukey_pairs(table: pd.DataFrame, mse: float, df_resid: int, alpha: float = ALPHA) -> List[dict]:
+def tukey_pairs(table: pd.DataFrame, mse: float, df_resid: int, alpha: float = ALPHA) -> Tuple[TukeyPair, ...]:
     """Every pair of designs: the difference of means (row A - row B), Tukey's adjusted p-value
     P(q > |diff| / sqrt(mse / seeds)) for as many means as designs, and whether it is below alpha."""
     means, seeds = table.mean(axis=1), table.shape[1]
@@ -62,8 +126,8 @@ def tukey_pairs(table: pd.DataFrame, mse: float, df_resid: int, alpha: float = A
             p = 0.0 if diff else 1.0
         else:
             p = float(stats.studentized_range.sf(abs(diff) / scale, len(means), df_resid))
-        pairs.append({"a": a, "b": b, "diff": diff, "p": p, "resolved": p < alpha})
-    return pairs
+        pairs.append(TukeyPair(a, b, diff, p, p < alpha))
+    return tuple(pairs)
 
 
 def probability_of_improvement(a: Sequence[float], b: Sequence[float]) -> float:
@@ -82,22 +146,19 @@ def improvement_interval(a: Sequence[float], b: Sequence[float], n_boot: int = 2
     return float(np.percentile(values, 50 * (1 - level))), float(np.percentile(values, 50 * (1 + level)))
 
 
-def decisiveness(table: pd.DataFrame, named_pairs: Sequence[Tuple[str, str]] = ()) -> dict:
+def decisiveness(table: pd.DataFrame, named_pairs: Sequence[Tuple[str, str]] = ()) -> Decisiveness:
     """The design effect, the Tukey-resolved pairs, P(A > B) with its interval for each named pair (A, B) whose
     designs are both in the table, and how many named pairs are resolved in their order (agree) and against it.
     ``table``: designs x seeds, higher is better."""
     table = complete_blocks(table)
     anova = design_anova(table)
-    pairs = [] if math.isnan(anova["mse"]) else tukey_pairs(table, anova["mse"], anova["df_resid"])
+    pairs = () if math.isnan(anova.mse) else tukey_pairs(table, anova.mse, anova.df_resid)
     named = []
     for a, b in named_pairs:
         if a in table.index and b in table.index:
             low, high = improvement_interval(table.loc[a], table.loc[b])
-            tukey = next((p for p in pairs if {p["a"], p["b"]} == {a, b}), None)
-            named.append({"a": a, "b": b, "p_improvement": probability_of_improvement(table.loc[a], table.loc[b]),
-                          "low": low, "high": high, "diff": float(table.loc[a].mean() - table.loc[b].mean()),
-                          "tukey_p": tukey["p"] if tukey else math.nan,
-                          "resolved": bool(tukey and tukey["resolved"])})
-    return {"anova": anova, "pairs": pairs, "resolved": sum(p["resolved"] for p in pairs), "named": named,
-            "agree": sum(n["resolved"] and n["diff"] > 0 for n in named),
-            "against": sum(n["resolved"] and n["diff"] < 0 for n in named)}
+            tukey = next((p for p in pairs if {p.a, p.b} == {a, b}), None)
+            named.append(NamedPair(a=a, b=b, p_improvement=probability_of_improvement(table.loc[a], table.loc[b]),
+                                   low=low, high=high, diff=float(table.loc[a].mean() - table.loc[b].mean()),
+                                   tukey_p=tukey.p if tukey else math.nan, resolved=bool(tukey and tukey.resolved)))
+    return Decisiveness(anova, pairs, tuple(named))

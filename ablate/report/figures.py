@@ -1,26 +1,22 @@
-"""Figures of a report: Pareto fronts, spec ribbons, training curves. Each function returns the Figure
-(tests count its points) and save() writes it as PNG and SVG."""
+"""Figures of a report: Pareto fronts, spec ribbons, training curves, the metric by budget. Each function returns the
+Figure (tests count its points) and save() writes it as PNG and SVG."""
 import math
 from pathlib import Path
+from typing import Dict
 
 import matplotlib
 
 matplotlib.use("Agg")          # reports are written on headless machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from ..results import FAILED, PRIMARY, STOPPED_EARLY  # noqa: E402
-from .pareto import pareto_mask  # noqa: E402
+from ..results import FAILED, PRIMARY, STOPPED_EARLY, Metric  # noqa: E402
+from .pareto import OBJECTIVES, front_of  # noqa: E402
 from .reference import PUBLISHED  # noqa: E402
-
-# objective name -> (summary column, its spread column or None, direction, axis label, unit)
-OBJECTIVES = {
-    "throughput": ("throughput", "throughput_std", "max", "throughput (img/s, this machine)", 1.0),
-    "macs": ("macs_total", None, "min", "MMACs per image (scan included)", 1e6),
-    "params": ("params", None, "min", "parameters (M)", 1e6),
-}
+from .stats import t_interval  # noqa: E402
 
 SEED_COLOURS = plt.get_cmap("tab10").colors
 
@@ -38,14 +34,13 @@ def pareto_figure(summary, objective: str, reference: bool = False):
 
     reference=True adds the published ImageNet numbers in a panel of their own, never on the proxy's axes.
     """
-    column, spread, direction, xlabel, unit = OBJECTIVES[objective]
-    data = summary.dropna(subset=["metric_mean", column])
-    x, y = data[column].to_numpy(float) / unit, data["metric_mean"].to_numpy(float)
-    on_front = pareto_mask(np.stack([y, x], axis=1), [PRIMARY.direction, direction]) if len(data) else np.zeros(0, bool)
+    cost = OBJECTIVES[objective]
+    data, on_front = front_of(summary, cost)
+    x, y = data[cost.column].to_numpy(float) / cost.unit, data["metric_mean"].to_numpy(float)
     panels = 2 if reference else 1
     figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 5.2), squeeze=False)
     ax = axes[0, 0]
-    xerr = data[spread].fillna(0).to_numpy(float) / unit if spread else None
+    xerr = data[cost.spread].fillna(0).to_numpy(float) / cost.unit if cost.spread else None
     std = data["metric_std"].fillna(0).to_numpy(float)
     yerr = [y - np.clip(y - std, *PRIMARY.bounds), np.clip(y + std, *PRIMARY.bounds) - y]  # ends where the metric does
     ax.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="none", ecolor="0.6", capsize=3, zorder=1)
@@ -54,7 +49,7 @@ def pareto_figure(summary, objective: str, reference: bool = False):
     order = np.argsort(x[on_front])
     ax.plot(x[on_front][order], y[on_front][order], color="tab:red", lw=1.2, zorder=2)
     label_points(ax, x, y, list(data["design"]))
-    ax.set_xlabel(xlabel + (" (higher is better)" if direction == "max" else " (lower is better)"))
+    ax.set_xlabel(cost.axis_label + (" (higher is better)" if cost.direction == "max" else " (lower is better)"))
     better = "higher" if PRIMARY.higher_is_better else "lower"
     ax.set_ylabel(f"{PRIMARY.label} (mean over seeds, ± std; {better} is better)")
     ax.set_title(f"proxy: {PRIMARY.label} vs {objective}")
@@ -152,4 +147,36 @@ def training_curves(frame, labels, designs):
     axes[0, 0].set_ylabel("val acc")
     axes[0, 0].legend(fontsize=6)
     figure.tight_layout()
+    return figure
+
+
+def budget_figure(tables: Dict[float, pd.DataFrame], metric: Metric, order=None):
+    """Each design's mean ``metric`` against the budget, one line per design, with its 95% t-interval over seeds
+    as error bars; designs in ``order`` (default: the best at the largest budget first). ``tables``: budget ->
+    designs x seeds (budgets.budget_tables)."""
+    budgets = sorted(tables)
+    if order is None:
+        last = metric.oriented(tables[budgets[-1]].mean(axis=1))
+        order = list(last.sort_values(ascending=False).index)
+    figure, ax = plt.subplots(figsize=(7.5, 5.2))
+    colours = plt.get_cmap("tab10").colors
+    for i, design in enumerate(order):
+        means, lows, highs = [], [], []
+        for budget in budgets:
+            values = tables[budget].loc[design].dropna() if design in tables[budget].index else pd.Series(dtype=float)
+            mean, (low, high) = t_interval(values) if len(values) else (np.nan, (np.nan, np.nan))
+            means.append(mean)
+            lows.append(mean - low if np.isfinite(low) else 0.0)
+            highs.append(high - mean if np.isfinite(high) else 0.0)
+        offset = (i - len(order) / 2) * 0.004            # side by side, so the intervals do not hide each other
+        ax.errorbar(np.array(budgets) + offset, means, yerr=[lows, highs], marker="o", capsize=3, lw=1.3,
+                    color=colours[i % len(colours)], linestyle="-" if i < len(colours) else "--", label=design,
+                    gid=f"design:{design}")
+    ax.set_xticks(budgets)
+    ax.set_xlabel("budget (fraction of the trial's steps; each a model cooled down to a learning rate of zero)")
+    better = "higher" if metric.higher_is_better else "lower"
+    ax.set_ylabel(f"{metric.label} (mean over seeds, 95% t-interval; {better} is better)")
+    ax.set_title(f"{metric.label} by budget")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
     return figure

@@ -1,14 +1,75 @@
 """Statistics over seeds: intervals, rank agreement with the paper, pairwise comparisons, the noise floor.
 
 Every function takes plain arrays or {design: array of per-seed accuracies}, so tests can feed tables with
-known answers.
+known answers; a result of several numbers is a frozen dataclass, so a reader names the field it reads.
 """
+import dataclasses
 import itertools
 import math
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
 from scipy import stats
+
+
+Interval = Tuple[float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class RankAgreement:
+    """Kendall tau-b and Spearman rho of two orders of the same designs; NaN where either side has no order."""
+    kendall_tau: float
+    spearman_rho: float
+
+
+@dataclasses.dataclass(frozen=True)
+class BootstrapAgreement:
+    """Percentile intervals of tau and rho over resamples of the seeds; ``undefined`` of the ``n_boot`` resamples
+    ranked nothing (all means equal) and are left out of the intervals."""
+    kendall_tau: Interval
+    spearman_rho: Interval
+    undefined: int
+    n_boot: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PairDifference:
+    """A - B of two designs' means over seeds: its bootstrap interval and permutation p; and, on the seeds both ran
+    (paired_n of them, 0 when they share fewer than two), the paired difference and its sign-flip p."""
+    a: str
+    b: str
+    diff: float
+    low: float
+    high: float
+    p: float
+    paired_n: int
+    paired_diff: float
+    paired_p: float
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseFloor:
+    """The pooled within-design std over seeds, the smallest difference of two means outside the noise at the
+    typical seed count (seeds), both NaN when no design has two seeds."""
+    pooled_std: float
+    floor: float
+    seeds: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RungAgreement:
+    """How far the ranking at one rung survives at another: tau, rho and the top-k overlap of the designs' means,
+    each with its percentile bootstrap interval; ``undefined`` of the ``n_boot`` resamples ranked nothing."""
+    kendall_tau: float
+    spearman_rho: float
+    kendall_tau_interval: Interval
+    spearman_rho_interval: Interval
+    top_k: int
+    top_k_overlap: float
+    top_k_overlap_interval: Interval
+    designs: int
+    undefined: int
+    n_boot: int
 
 
 def t_interval(values: Sequence[float], level: float = 0.95):
@@ -21,17 +82,17 @@ def t_interval(values: Sequence[float], level: float = 0.95):
     return mean, (mean - half, mean + half)
 
 
-def rank_agreement(proxy: Sequence[float], paper: Sequence[float]) -> Dict[str, float]:
+def rank_agreement(proxy: Sequence[float], paper: Sequence[float]) -> RankAgreement:
     """Kendall tau-b (ties counted as ties) and Spearman rho; nan when either side is constant."""
     proxy, paper = np.asarray(proxy, dtype=float), np.asarray(paper, dtype=float)
     if len(proxy) < 2 or np.ptp(proxy) == 0 or np.ptp(paper) == 0:
-        return {"kendall_tau": math.nan, "spearman_rho": math.nan}
-    return {"kendall_tau": float(stats.kendalltau(proxy, paper).statistic),
-            "spearman_rho": float(stats.spearmanr(proxy, paper).statistic)}
+        return RankAgreement(math.nan, math.nan)
+    return RankAgreement(kendall_tau=float(stats.kendalltau(proxy, paper).statistic),
+                         spearman_rho=float(stats.spearmanr(proxy, paper).statistic))
 
 
 def bootstrap_rank_agreement(seeds: Dict[str, np.ndarray], paper: Dict[str, float], n_boot: int = 2000,
-                             seed: int = 0, level: float = 0.95) -> Dict[str, object]:
+                             seed: int = 0, level: float = 0.95) -> BootstrapAgreement:
     """Percentile intervals of tau and rho when each design's seeds are resampled with replacement.
 
     Resamples whose proxy means are all equal have no ranking; they are counted in `undefined` and left out
@@ -44,13 +105,12 @@ def bootstrap_rank_agreement(seeds: Dict[str, np.ndarray], paper: Dict[str, floa
     for _ in range(n_boot):
         means = [rng.choice(seeds[name], size=len(seeds[name])).mean() for name in names]
         agreement = rank_agreement(means, target)
-        if math.isnan(agreement["kendall_tau"]):
+        if math.isnan(agreement.kendall_tau):
             undefined += 1
             continue
-        taus.append(agreement["kendall_tau"])
-        rhos.append(agreement["spearman_rho"])
-    return {"kendall_tau": percentile_interval(taus, level), "spearman_rho": percentile_interval(rhos, level),
-            "undefined": undefined, "n_boot": n_boot}
+        taus.append(agreement.kendall_tau)
+        rhos.append(agreement.spearman_rho)
+    return BootstrapAgreement(percentile_interval(taus, level), percentile_interval(rhos, level), undefined, n_boot)
 
 
 def percentile_interval(values: Sequence[float], level: float = 0.95):
@@ -102,34 +162,34 @@ def sign_flip_p(differences: Sequence[float], max_exact: int = 16, seed: int = 0
     return float(np.mean(np.abs((signs * d).mean(axis=1)) >= abs(d.mean()) - 1e-12))
 
 
-def pairwise(seeds: Dict[str, np.ndarray], order: Sequence[str], n_boot: int = 2000):
+def pairwise(seeds: Dict[str, np.ndarray], order: Sequence[str], n_boot: int = 2000) -> Tuple[PairDifference, ...]:
     """For each pair (A before B in `order`): the difference of means, its interval, and a p-value; and, where
     both designs ran the same seeds (Series indexed by seed), the paired difference and its sign-flip p."""
     rows = []
     for first, second in itertools.combinations(order, 2):
         a, b = seeds[first], seeds[second]
         low, high = bootstrap_difference(a, b, n_boot)
-        row = {"a": first, "b": second, "diff": float(np.mean(a) - np.mean(b)), "low": low, "high": high,
-               "p": permutation_p(a, b), "paired_n": 0, "paired_diff": math.nan, "paired_p": math.nan}
+        paired = (0, math.nan, math.nan)
         common = a.index.intersection(b.index) if hasattr(a, "index") and hasattr(b, "index") else []
         if len(common) >= 2:
             d = (a[common] - b[common]).to_numpy(float)
-            row.update(paired_n=len(common), paired_diff=float(d.mean()), paired_p=sign_flip_p(d))
-        rows.append(row)
-    return rows
+            paired = (len(common), float(d.mean()), sign_flip_p(d))
+        rows.append(PairDifference(first, second, float(np.mean(a) - np.mean(b)), low, high, permutation_p(a, b),
+                                   *paired))
+    return tuple(rows)
 
 
-def noise_floor(seeds: Dict[str, np.ndarray], level: float = 0.95) -> Dict[str, float]:
+def noise_floor(seeds: Dict[str, np.ndarray], level: float = 0.95) -> NoiseFloor:
     """The seed noise: the pooled within-design std, and the half-width of a normal interval on the
     difference of two designs' means at the typical seed count. A difference below it is inside the noise."""
     groups = [np.asarray(v, dtype=float) for v in seeds.values() if len(v) > 1]
     if not groups:
-        return {"pooled_std": math.nan, "floor": math.nan, "seeds": 1}
+        return NoiseFloor(math.nan, math.nan, 1)
     dof = sum(len(g) - 1 for g in groups)
     pooled = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof)
     n = int(np.median([len(g) for g in groups]))
     floor = stats.norm.ppf(0.5 + level / 2) * pooled * math.sqrt(2 / n)
-    return {"pooled_std": pooled, "floor": floor, "seeds": n}
+    return NoiseFloor(pooled, floor, n)
 
 
 def top_k_overlap(low: Dict[str, float], high: Dict[str, float], k: int) -> float:
@@ -160,7 +220,7 @@ def paired_scores(low: Dict[str, object], high: Dict[str, object]
 
 
 def rung_agreement(low: Dict[str, np.ndarray], high: Dict[str, np.ndarray], k: int = 3, n_boot: int = 2000,
-                   seed: int = 0, level: float = 0.95) -> Dict[str, object]:
+                   seed: int = 0, level: float = 0.95) -> RungAgreement:
     """How far the ranking of designs by their mean over seeds at a cheap rung (``low``) survives at a dearer one
     (``high``), both turned so that higher is better: Kendall tau-b, Spearman rho and the top-k overlap of the
     means, with percentile bootstrap intervals. A design's seeds are paired across rungs (same data, same
@@ -178,17 +238,15 @@ def rung_agreement(low: Dict[str, np.ndarray], high: Dict[str, np.ndarray], k: i
         a = {n: low[n][draws[n]].mean() for n in names}
         b = {n: high[n][draws[n]].mean() for n in names}
         agreement = rank_agreement([a[n] for n in names], [b[n] for n in names])
-        if math.isnan(agreement["kendall_tau"]):
+        if math.isnan(agreement.kendall_tau):
             undefined += 1
             continue
-        taus.append(agreement["kendall_tau"])
-        rhos.append(agreement["spearman_rho"])
+        taus.append(agreement.kendall_tau)
+        rhos.append(agreement.spearman_rho)
         overlaps.append(top_k_overlap(a, b, k))
-    return {**point, "kendall_tau_interval": percentile_interval(taus, level),
-            "spearman_rho_interval": percentile_interval(rhos, level), "top_k": k,
-            "top_k_overlap": top_k_overlap(low_means, high_means, k),
-            "top_k_overlap_interval": percentile_interval(overlaps, level), "designs": len(names),
-            "undefined": undefined, "n_boot": n_boot}
+    return RungAgreement(point.kendall_tau, point.spearman_rho, percentile_interval(taus, level),
+                         percentile_interval(rhos, level), k, top_k_overlap(low_means, high_means, k),
+                         percentile_interval(overlaps, level), len(names), undefined, n_boot)
 
 
 HOLDS_TAU = 0.6    # the NAS literature's reduced-training proxies rank at tau 0.6-0.8 against full training

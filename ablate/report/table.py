@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import COLUMNS, NESTED_COLUMNS, PRIMARY, STATUSES, TRAINED, Metric
+from ..results import COLUMNS, NESTED_COLUMNS, NO_KNOBS, PRIMARY, STATUSES, TRAINED, Metric
 from .stats import t_interval
 
 
@@ -36,7 +36,7 @@ def load_results(run_dir: Path) -> pd.DataFrame:
         raise ReportError(f"{run_dir} has a results table without the columns {missing}; "
                           f"expected the schema {COLUMNS}")
     frame = frame.reindex(columns=COLUMNS)
-    frame["knobs"] = frame["knobs"].fillna("{}")
+    frame["knobs"] = frame["knobs"].fillna(NO_KNOBS)
     for nested in NESTED_COLUMNS:
         frame[nested] = frame[nested].map(_decode_list)
     return frame
@@ -53,7 +53,7 @@ def design_labels(frame: pd.DataFrame) -> pd.Series:
     designs = frame[["pattern", "spec", "knobs"]].drop_duplicates()
     shared = designs["pattern"].value_counts()
     return frame.apply(lambda r: r["pattern"] if shared.get(r["pattern"], 0) == 1
-                       else f"{r['pattern']} {r['spec']}" + ("" if r["knobs"] == "{}" else f" {r['knobs']}"),
+                       else f"{r['pattern']} {r['spec']}" + ("" if r["knobs"] == NO_KNOBS else f" {r['knobs']}"),
                        axis=1)
 
 

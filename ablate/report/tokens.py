@@ -5,23 +5,52 @@ Each size is a sub-sweep in runs/<name>/resolutions/<size>px/ with its own full 
 them: per size, stage 3's token count, how decisive the size is (the design effect's F test with seeds as blocks),
 the best design and the front of accuracy against img/s measured at that size; across sizes, the rank agreement
 of the designs (Kendall tau, Spearman rho, top-k overlap, bootstrap intervals over seeds) and its verdict.
+token_comparison gathers and computes (decisive.py, stats.py), tokens_markdown writes.
 """
+import dataclasses
 import itertools
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
+import pandas as pd
 
 from ..results import PRIMARY
 from ..sweep.resolutions import RESOLUTIONS_DIR, stage_sides
-from .decisive import decisiveness
+from .decisive import Decisiveness, decisiveness
 from .decisive_section import metric_table
 from .figures import SEED_COLOURS, plt, save
 from .pareto import pareto_mask
-from .stats import paired_scores, rung_agreement, rung_verdict
+from .stats import RungAgreement, paired_scores, rung_agreement, rung_verdict
 from .table import design_summary, fmt, has_results, load_results, oriented_scores, seed_scores
 
 DIRECTIONS = ["max", PRIMARY.direction]      # img/s, the primary metric
+
+
+@dataclasses.dataclass(frozen=True, eq=False)     # eq=False: data frames have no single truth value
+class SizeResult:
+    """One size: its label (with stage 3's token count), its design table (best first), its decisiveness on the
+    primary metric and the designs on its front of the metric against img/s."""
+    label: str
+    summary: pd.DataFrame
+    decisive: Decisiveness
+    front: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SizePair:
+    """Two sizes' rank agreement on the designs and seeds both trained; None with fewer than two such designs."""
+    low: str
+    high: str
+    agreement: Optional[RungAgreement]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TokenComparison:
+    """The run's name, each size (smallest image first) and every pair of sizes."""
+    name: str
+    sizes: Tuple[SizeResult, ...]
+    pairs: Tuple[SizePair, ...]
 
 
 def sub_runs(run_dir: Path) -> List[Path]:
@@ -51,14 +80,34 @@ def fronts_figure(summaries: dict):
     return figure
 
 
-def tokens_markdown(run_dir: Path, runs: List[Path], out: Path, stem_stride: int) -> Tuple[str, str]:
-    """The report's text and its design-by-size table; ``runs``: the sizes' run directories (sub_runs)."""
+def token_comparison(run_dir: Path, runs: List[Path], stem_stride: int) -> TokenComparison:
+    """Every size and every pair of sizes; ``runs``: the sizes' run directories (sub_runs)."""
     frames = {run.name: load_results(run) for run in runs}
     labels = {name: f"{name} ({tokens_of(frame, stem_stride)} tokens in stage 3)" for name, frame in frames.items()}
-    summaries = {labels[name]: design_summary(frame) for name, frame in frames.items()}
+    sizes = tuple(_size(labels[name], frame) for name, frame in frames.items())
+    scores = {name: seed_scores(frame) for name, frame in frames.items()}
+    pairs = []
+    for low, high in itertools.combinations(frames, 2):
+        paired = paired_scores(scores[low], scores[high])
+        agreement = (rung_agreement(*map(oriented_scores, paired), k=min(3, len(paired[0]) - 1))
+                     if len(paired[0]) >= 2 else None)
+        pairs.append(SizePair(labels[low], labels[high], agreement))
+    return TokenComparison(run_dir.name, sizes, tuple(pairs))
+
+
+def _size(label: str, frame) -> SizeResult:
+    """One size: its design table, its decisiveness and its front."""
+    summary = design_summary(frame)
+    front = summary[pareto_mask(summary[["throughput", "metric_mean"]].to_numpy(float), DIRECTIONS)]
+    return SizeResult(label, summary, decisiveness(PRIMARY.oriented(metric_table(frame, PRIMARY.column))),
+                      tuple(front["design"]))
+
+
+def tokens_markdown(result: TokenComparison, out: Path) -> Tuple[str, str]:
+    """The report's text and its design-by-size table; the fronts' figure is saved into ``out``."""
+    summaries = {size.label: size.summary for size in result.sizes}
     save(fronts_figure(summaries), out / "fronts_by_tokens")
-    rows = [_size_row(labels[name], frame, summaries[labels[name]]) for name, frame in frames.items()]
-    parts = [f"# Report: {run_dir.name}, one sweep at {len(runs)} token counts", "",
+    parts = [f"# Report: {result.name}, one sweep at {len(result.sizes)} token counts", "",
              "Each size is a sweep of its own with its full report (`resolutions/<size>px/report/report.md`); "
              "stages 3 and 4 use windows as large as their maps, so attention and the scan stay global and only "
              "the number of tokens changes.", "",
@@ -66,35 +115,35 @@ def tokens_markdown(run_dir: Path, runs: List[Path], out: Path, stem_stride: int
              "(and the design's share of the variance), and the design pairs Tukey's HSD resolves at 5%.", "",
              f"| size | best design ({PRIMARY.label}) | design effect F (df), p, share | pairs resolved | "
              "front (accuracy vs img/s) |",
-             "|---|---|---|---|---|", *rows, "", "![fronts by token count](fronts_by_tokens.png)", "",
+             "|---|---|---|---|---|", *map(_size_row, result.sizes), "",
+             "![fronts by token count](fronts_by_tokens.png)", "",
              "## Does the ranking change with the number of tokens?", "",
              "Rank agreement of the designs' means between two sizes, on the seeds both trained; 95% bootstrap "
-             "intervals over seeds, each resample drawing the same seeds of a design at both sizes.", ""]
-    scores = {name: seed_scores(frame) for name, frame in frames.items()}
-    for low, high in itertools.combinations(frames, 2):
-        paired = paired_scores(scores[low], scores[high])
-        if len(paired[0]) < 2:
-            parts.append(f"- {labels[low]} -> {labels[high]}: fewer than two designs trained at both sizes.")
-            continue
-        stats = rung_agreement(*map(oriented_scores, paired), k=min(3, len(paired[0]) - 1))
-        tau, interval = stats["kendall_tau"], stats["kendall_tau_interval"]
-        verdict = rung_verdict(tau, interval, labels[low], labels[high]).replace("proxy ranking", "ranking")
-        parts.append(f"- {labels[low]} -> {labels[high]}: Kendall tau {tau:.2f} [{interval[0]:.2f}, "
-                     f"{interval[1]:.2f}], Spearman rho {stats['spearman_rho']:.2f}, top-{stats['top_k']} overlap "
-                     f"{stats['top_k_overlap']:.2f}. {verdict[0].upper()}{verdict[1:]}.")
+             "intervals over seeds, each resample drawing the same seeds of a design at both sizes.", "",
+             *map(_pair_line, result.pairs)]
     table = _rank_table(summaries)
     return "\n".join(parts + ["", "Each design's mean and rank at each size:", "", table, ""]), table
 
 
-def _size_row(label: str, frame, summary) -> str:
+def _size_row(size: SizeResult) -> str:
     """One size: its best design, its decisiveness and its front."""
-    decisive = decisiveness(PRIMARY.oriented(metric_table(frame, PRIMARY.column)))
-    anova = decisive["anova"]
-    front = summary[pareto_mask(summary[["throughput", "metric_mean"]].to_numpy(float), DIRECTIONS)]
-    return (f"| {label} | {summary['design'].iloc[0]} ({summary['metric_mean'].iloc[0]:.3f}) | "
-            f"{fmt(anova['F'], '.2f')} ({anova['df_design']}, {anova['df_resid']}), p {fmt(anova['p'], '.2g')}, "
-            f"share {fmt(anova['share'], '.2f')} | {decisive['resolved']} of {len(decisive['pairs'])} | "
-            f"{', '.join(front['design'])} |")
+    summary, decisive = size.summary, size.decisive
+    anova = decisive.anova
+    return (f"| {size.label} | {summary['design'].iloc[0]} ({summary['metric_mean'].iloc[0]:.3f}) | "
+            f"{fmt(anova.F, '.2f')} ({anova.df_design}, {anova.df_resid}), p {fmt(anova.p, '.2g')}, "
+            f"share {fmt(anova.share, '.2f')} | {decisive.resolved} of {len(decisive.pairs)} | "
+            f"{', '.join(size.front)} |")
+
+
+def _pair_line(pair: SizePair) -> str:
+    stats = pair.agreement
+    if stats is None:
+        return f"- {pair.low} -> {pair.high}: fewer than two designs trained at both sizes."
+    tau, interval = stats.kendall_tau, stats.kendall_tau_interval
+    verdict = rung_verdict(tau, interval, pair.low, pair.high).replace("proxy ranking", "ranking")
+    return (f"- {pair.low} -> {pair.high}: Kendall tau {tau:.2f} [{interval[0]:.2f}, {interval[1]:.2f}], "
+            f"Spearman rho {stats.spearman_rho:.2f}, top-{stats.top_k} overlap {stats.top_k_overlap:.2f}. "
+            f"{verdict[0].upper()}{verdict[1:]}.")
 
 
 def _rank_table(summaries: dict) -> str:

@@ -14,7 +14,7 @@
 from .planning import design_estimates, plan_markdown
 from .run import run_sweep
 from .store import RunStore, SweepError
-from .trial import expected_cost, over_budget, static_measures, trial_base, trial_config
+from .trial import StaticMeasures, TrialDesign, expected_cost, static_measures
 
 __all__ = ["run_sweep", "SweepError", "RunStore", "plan_markdown", "design_estimates", "expected_cost",
-           "over_budget", "static_measures", "trial_base", "trial_config"]
+           "StaticMeasures", "static_measures", "TrialDesign"]

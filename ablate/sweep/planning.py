@@ -1,22 +1,22 @@
 """plan=true: the sweep as it would run, what each design costs, and the estimated wall time (no Ray, no
 training). The per-design estimates also start the progress line's ETA."""
-import dataclasses
 import os
 from pathlib import Path
 from typing import Dict, List
 
+from ..calibration import (RAY_START_S, cached_calibration, concurrent_trials, makespan, recorded_correction,
+                           trial_seconds)
 from ..config import SweepConfig, seed_range
-from ..plan import RAY_START_S, cached_calibration, concurrent_trials, makespan, recorded_correction, trial_seconds
 from ..preflight import DatasetSize
 from ..results import ResultRow, trial_key
 from ..space import Design
-from .trial import expected_cost, over_budget, static_measures, trial_base, trial_config
+from .trial import expected_cost, static_measures
 
 
 def design_estimates(cfg: SweepConfig, known: List[Design], size: DatasetSize) -> Dict[str, float]:
     """{design key: estimated seconds of one trial}, calibrated on this machine (cached per design)."""
-    trainer = trial_base(cfg)["trainer"]
-    return {d.key: trial_seconds(cached_calibration(trial_config(cfg, d)), size.n_train, size.n_val, trainer)
+    base = cfg.trial_proxy()
+    return {d.key: trial_seconds(cached_calibration(base.for_design(d)), size.n_train, size.n_val, base.trainer)
             for d in known}
 
 
@@ -31,13 +31,13 @@ def plan_markdown(cfg: SweepConfig, known: List[Design], size: DatasetSize, done
              "|---|---|---|---|---|---|---|---|"]
     durations = []
     for design in sorted(known, key=lambda d: -expected_cost(d.spec, cfg)):
-        measures = static_measures(trial_config(cfg, design))
-        reason = over_budget(measures, dataclasses.asdict(cfg.budget))
+        measures = static_measures(cfg.trial_proxy().for_design(design))
+        reason = measures.over(cfg.budget)
         seconds = estimates[design.key]
         pending = [s for s in seeds if trial_key(design.key, s) not in done]
         durations += [] if reason else [seconds] * len(pending)
-        lines.append(f"| {design.pattern} | `{design.spec}` | {measures['params']:,} | "
-                     f"{measures['macs_total'] / 1e6:.1f} | {len(pending)} | {len(seeds) - len(pending)} | "
+        lines.append(f"| {design.pattern} | `{design.spec}` | {measures.params:,} | "
+                     f"{measures.macs_total / 1e6:.1f} | {len(pending)} | {len(seeds) - len(pending)} | "
                      f"{seconds:.0f} | {reason or 'ok'} |")
     if cfg.search.algo != "grid":
         mean = sum(durations) / max(1, len(durations))

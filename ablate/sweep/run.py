@@ -6,19 +6,18 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..config import SweepConfig, save_run_config
-from ..plan import concurrent_trials, record_correction, recorded_correction
-from ..preflight import (SMOKE, DatasetSize, PreflightError, apply_smoke, check_dataset, check_designs, check_device,
-                         describe_smoke)
+from ..calibration import concurrent_trials, record_correction, recorded_correction
+from ..config import SMOKE, SweepConfig, apply_smoke, describe_smoke, save_run_config
+from ..preflight import DatasetSize, PreflightError, check_dataset, check_designs, check_device
 from ..progress import Progress
-from ..results import ResultRow, architecture_id, fingerprint, log_session, write_table
+from ..results import ResultRow, fingerprint, log_session, write_table
 from ..space import Design, Space, get_space
 from ..spec import SpecError, parse_spec
 from .planning import design_estimates, plan_markdown
 from .resolutions import run_resolutions
 from .store import RunStore, SweepError
 from .throughput import measure_throughput
-from .trial import trial_base
+from .trial import design_of
 
 
 # Tune writes its trial directories (Tune's CSV and JSON logs, TensorBoard's event files) in its session's staging
@@ -81,7 +80,7 @@ def prepare(cfg: SweepConfig) -> Sweep:
         raise SweepError(f"model.spec={cfg.model.spec!r}: {error}") from None
     designs = _chosen(designs, cfg.designs)
     designs = designs[:SMOKE["designs"]] if cfg.smoke else designs
-    base = trial_base(cfg)
+    base = cfg.trial_proxy()
     try:
         check_device(base, local=cfg.ray.address is None, plan=cfg.plan)
         size = check_dataset(base)                  # first: a design's head needs the dataset's classes
@@ -139,7 +138,7 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> Dict[str, str]:
         return {}
     trackers = make_trackers(sweep)
     ray.init(address=cfg.ray.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    trainable = tune.with_parameters(run_trial, base=trial_base(cfg), budget=dataclasses.asdict(cfg.budget))
+    trainable = tune.with_parameters(run_trial, base=cfg.trial_proxy(), budget=cfg.budget)
     trainable = tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial,
                                                 "gpu": cfg.resources.gpus_per_trial, **cfg.resources.custom})
     progress, estimates = start_progress(sweep, plan, grid)
@@ -173,8 +172,8 @@ def start_progress(sweep: Sweep, plan, grid: bool) -> Tuple[Progress, dict]:
     """The progress line, its ETA from the plan's calibration for a grid (and the last sweep's correction)."""
     cfg = sweep.cfg
     estimates = design_estimates(cfg, sweep.designs, sweep.size) if grid else {}
-    pending = ([estimates[architecture_id(trial["spec"], trial["knobs"])]
-                for trial in plan.param_space["design"]["grid_search"]] if estimates else None)
+    pending = ([estimates[design_of({"design": entry}).design.key]
+                for entry in plan.param_space["design"]["grid_search"]] if estimates else None)
     past = recorded_correction(cfg) if pending else None
     progress = Progress(sweep.name, plan.trials, cfg.trainer.epochs, pending=pending, slots=concurrent_trials(cfg),
                         correction=past["ratio"] if past else 1.0)

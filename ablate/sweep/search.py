@@ -16,7 +16,7 @@ from ray.tune.search import Searcher
 from ..config import SweepConfig, seed_range
 from ..results import PRIMARY, TRAINED, ResultRow, architecture_id, trial_key
 from ..space import Design, Space
-from .trial import RUNG_SCORE, design_dict, design_of, expected_cost
+from .trial import RUNG_SCORE, TrialDesign, design_of, expected_cost
 
 STUDY_FILE = "optuna.journal"
 MAX_PROPOSALS = 100        # proposals in a row that are all trained already: the sampler has nothing new to offer
@@ -49,8 +49,9 @@ def grid_plan(cfg: SweepConfig, space: Space, known: List[Design], done_rows: Li
     """Every (design, seed) without a row, slowest designs first."""
     from ray import tune
     done = {row.trial_id for row in done_rows}
-    pending = [design_dict(d, seed) for d in sorted(known, key=lambda d: -expected_cost(d.spec, cfg))
-               for seed in seed_range(cfg) if trial_key(d.key, seed) not in done]
+    pending = [TrialDesign(d, seed) for d in sorted(known, key=lambda d: -expected_cost(d.spec, cfg))
+               for seed in seed_range(cfg)]
+    pending = [trial.tune_config() for trial in pending if trial.key not in done]
     return SearchPlan({"design": tune.grid_search(pending)} if pending else None, None,
                       make_scheduler(cfg, space), 1, len(pending))
 
@@ -134,8 +135,7 @@ class NewDesignsOnly(Searcher):
             config = self.searcher.suggest(inner)
             if not isinstance(config, dict):        # None (wait) or Searcher.FINISHED
                 return config
-            design = design_of(config)
-            key = trial_key(architecture_id(design["spec"], design["knobs"]), design["seed"])
+            key = design_of(config).key
             if key in self.done:
                 self.searcher.on_trial_complete(inner, result=self.done[key])
             elif key in self.running:

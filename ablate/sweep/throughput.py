@@ -4,11 +4,10 @@ import dataclasses
 import os
 
 from ..config import SweepConfig
-from ..preflight import proxy_model
+from ..build import proxy_model
 from ..results import TRAINED, read_rows
 from ..space import Design
 from .store import RunStore
-from .trial import trial_config
 
 
 def measure_throughput(store: RunStore, cfg: SweepConfig) -> None:
@@ -24,8 +23,8 @@ def measure_throughput(store: RunStore, cfg: SweepConfig) -> None:
             continue
         key = (row.spec, row.knobs)
         if key not in measured:
-            # the model its trials trained: the sweep's mixer knobs under the design's, as trial_config merges them
-            model, _ = proxy_model(trial_config(cfg, Design(row.pattern, row.spec, row.knobs)))
+            # the model its trials trained: the sweep's mixer knobs under the design's, as for_design merges them
+            model = proxy_model(cfg.trial_proxy().for_design(Design.of_row(row)))
             size = row.image_size or cfg.data.image_size
             # the first timing of a process pays one-off costs: the first design gets 8 more untimed passes
             speed = throughput(model, batch=cfg.throughput_batch, resolution=size, device=device, dtype=dtype,

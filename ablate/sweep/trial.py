@@ -2,40 +2,41 @@
 training, and the Ray Tune trainable. The trainable runs on any node of a cluster: it reads nothing from the run
 directory (the driver decides what to train) and sends its whole result back in its reports."""
 import dataclasses
+import json
+from typing import NamedTuple, Optional
 
-from ..config import SweepConfig
+from ..build import proxy_model
+from ..config import BudgetConfig, SweepConfig
 from ..mixers import REGISTRY
-from ..preflight import design_proxy, proxy_model, trial_proxy
-from ..results import FAILED, PRIMARY, REJECTED_BUDGET, TrialResult
+from ..proxy import ProxyConfig
+from ..results import FAILED, PRIMARY, REJECTED_BUDGET, TrialResult, trial_key
 from ..space import Design
 from ..spec import parse_spec
-from ..train import ProxyConfig
 
 
-def trial_base(cfg: SweepConfig) -> dict:
-    """The proxy config every trial starts from: the sweep's model, data and trainer, with the threads and device
-    its resources give. A new dict: the sweep's config is not changed."""
-    trainer = dataclasses.replace(cfg.trainer, threads=max(1, int(cfg.resources.cpus_per_trial)),
-                                  device="cuda" if cfg.resources.gpus_per_trial > 0 else "cpu")
-    return dataclasses.asdict(ProxyConfig(model=cfg.model, data=cfg.data, trainer=trainer))
+class TrialDesign(NamedTuple):
+    """What one trial trains: a design at a seed."""
+    design: Design
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return trial_key(self.design.key, self.seed)
+
+    def tune_config(self) -> dict:
+        """The trial's entry in Tune's param_space: scalars, because Tune shows the config to the experiment
+        trackers as the trial's parameters (design/spec, design/seed, ...). design_of reads it back."""
+        d = self.design
+        return {"pattern": d.pattern, "spec": d.spec, "knobs": d.knobs_json, "seed": self.seed}
 
 
-def trial_config(cfg: SweepConfig, design: Design, seed: int = 0) -> dict:
-    """The proxy config one trial of ``design`` trains (seed 0: the design outside any trial, to build, measure
-    or calibrate it)."""
-    return design_proxy(trial_base(cfg), design, seed)
-
-
-def design_dict(design: Design, seed: int) -> dict:
-    """A (design, seed) as the plain dict a trial's config carries through Ray."""
-    return {"pattern": design.pattern, "spec": design.spec, "knobs": design.knobs, "seed": seed}
-
-
-def design_of(config: dict) -> dict:
-    """The (pattern, spec, knobs, seed) a trial trains: from the grid, or from Optuna's proposal."""
-    if "design" in config:
-        return dict(config["design"])
-    return {"pattern": "search", "spec": config["spec"], "knobs": "{}", "seed": 0}
+def design_of(config: dict) -> TrialDesign:
+    """The design and seed a trial trains, from its Tune config: the grid's entry, or Optuna's proposal (a spec,
+    at seed 0). The one place the config's scalars become types again."""
+    if "design" not in config:
+        return TrialDesign(Design.make("search", config["spec"]), 0)
+    entry = config["design"]
+    return TrialDesign(Design(entry["pattern"], entry["spec"], json.loads(entry["knobs"])), entry["seed"])
 
 
 def expected_cost(spec: str, cfg: SweepConfig) -> int:
@@ -49,20 +50,28 @@ def expected_cost(spec: str, cfg: SweepConfig) -> int:
     return cost
 
 
-def static_measures(proxy: dict) -> dict:
+@dataclasses.dataclass
+class StaticMeasures:
+    """A design's cost before training, at the proxy's resolution: parameters and MACs per image, scan included."""
+    params: int
+    macs_total: int
+    macs_scan: int
+
+    def over(self, budget: BudgetConfig) -> str:
+        """Why the design is over the sweep's budget, or "" when it is within it."""
+        if budget.max_params is not None and self.params > budget.max_params:
+            return f"params {self.params:,} > budget.max_params {budget.max_params:,}"
+        if budget.max_macs is not None and self.macs_total > budget.max_macs:
+            return f"MACs {self.macs_total:,} > budget.max_macs {budget.max_macs:,}"
+        return ""
+
+
+def static_measures(proxy: ProxyConfig) -> StaticMeasures:
     """Params and MACs of the proxy model at its resolution, before training."""
     from ..measure import count_macs, count_params
-    model, cfg = proxy_model(proxy)
-    macs = count_macs(model, (1, 3, cfg.data.image_size, cfg.data.image_size))
-    return {"params": count_params(model), "macs_total": macs["macs_total"], "macs_scan": macs["macs_scan"]}
-
-
-def over_budget(measures: dict, budget: dict) -> str:
-    if budget.get("max_params") is not None and measures["params"] > budget["max_params"]:
-        return f"params {measures['params']:,} > budget.max_params {budget['max_params']:,}"
-    if budget.get("max_macs") is not None and measures["macs_total"] > budget["max_macs"]:
-        return f"MACs {measures['macs_total']:,} > budget.max_macs {budget['max_macs']:,}"
-    return ""
+    model = proxy_model(proxy)
+    macs = count_macs(model, (1, 3, proxy.data.image_size, proxy.data.image_size))
+    return StaticMeasures(count_params(model), macs["macs_total"], macs["macs_scan"])
 
 
 # The scalars a report carries for the experiment trackers (tracking=...), the epoch first: Tune's logger callbacks
@@ -76,7 +85,7 @@ RUNG_SCORE = "rung_score"     # ASHA's metric: TrialResult.rung_score
 WORST_SCORE = float("-inf") if PRIMARY.higher_is_better else float("inf")     # a trial with nothing measured
 
 
-def tune_metrics(result: TrialResult, measures: dict, final: bool) -> dict:
+def tune_metrics(result: TrialResult, measures: Optional[StaticMeasures], final: bool) -> dict:
     """A report to Tune: what the scheduler and searcher read (epoch, the rung score, val_acc, macs_total), the
     epoch's metrics as
     scalars (TRACKED; val_acc and val_loss are the last evaluation's, a metric not measured yet is left out), and
@@ -86,22 +95,23 @@ def tune_metrics(result: TrialResult, measures: dict, final: bool) -> dict:
     return {"epoch": result.epochs_done or 0, "val_acc": result.val_acc_final or 0.0,
             RUNG_SCORE: score if score is not None else WORST_SCORE,
             **{key: value for key, value in scalars.items() if value is not None},
-            "macs_total": measures.get("macs_total", 0), "final": int(final),
-            "result": dataclasses.asdict(result), "measures": measures}
+            "macs_total": measures.macs_total if measures else 0, "final": int(final),
+            "result": dataclasses.asdict(result), "measures": dataclasses.asdict(measures) if measures else {}}
 
 
-def run_trial(config, base=None, budget=None):
+def run_trial(config, base: ProxyConfig, budget: BudgetConfig):
     """The Ray Tune trainable: budget check, train_proxy, a report after each epoch and a final one."""
     from ray import tune
 
     from ..train import train_proxy
-    proxy = trial_proxy(base, design_of(config))
+    trial = design_of(config)
+    proxy = base.for_design(trial.design, trial.seed)
     try:
         measures = static_measures(proxy)
     except Exception as error:               # a spec or knob that does not build: a failed trial, not a crash
         result = TrialResult(status=FAILED, error=f"{type(error).__name__}: {error}")
-        return tune.report(tune_metrics(result, {}, final=True))
-    reason = over_budget(measures, budget)
+        return tune.report(tune_metrics(result, None, final=True))
+    reason = measures.over(budget)
     if reason:
         return tune.report(tune_metrics(TrialResult(status=REJECTED_BUDGET, error=reason), measures, final=True))
     result = train_proxy(proxy, report=lambda epoch: tune.report(tune_metrics(epoch, measures, final=False)))

@@ -1,11 +1,13 @@
-"""plan=true: the sweep as it would run and what it would cost on this machine, without training anything.
+"""The estimate behind plan=true and the progress line's ETA: what one trial of a design costs on this machine.
 
-The estimate is calibrated here: one timed training step and one timed evaluation batch per design (after one
-untimed step in the process), at the trial's batch size and threads, scaled by the trial's steps and
-evaluations. Calibrations are cached per machine and design ($ABLATE_CACHE/plan_calibration.json), so a second
-plan is instant. Trials are then packed
-onto the slots the sweep would run at once, slowest first, as the sweep orders them.
+Calibrated here: the trial's own training step (ablate.train.train_step: its optimizer, autocast, label smoothing
+and clipping), timed once after one untimed step in the process, and one timed evaluation batch, per design, at
+the trial's batch size and threads, scaled by the trial's steps and evaluations. Calibrations are cached per
+machine and design ($ABLATE_CACHE/plan_calibration.json), so a second plan is instant. Trials are then packed onto
+the slots the sweep would run at once, slowest first, as the sweep orders them; after a sweep, the ratio of its
+measured to its estimated trial time is kept per machine, concurrency and proxy, and corrects the next estimate.
 """
+import dataclasses
 import functools
 import heapq
 import json
@@ -15,9 +17,12 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .build import epoch_steps, proxy_model, resolve_device
 from .data.base import cache_dir
 from .files import write_atomic
-from .preflight import proxy_model
+from .ladder import ladder, ladder_cost
+from .proxy import ProxyConfig, TrainerConfig
+from .train import Diverged, make_optimizer, mixed_precision, train_step, trunk_evaluations
 
 RAY_START_S = 15.0          # Ray's start-up and shutdown around the trials, as seen in the default run's log
 _warmed_up = set()          # the devices this process has already run a training step on
@@ -35,42 +40,55 @@ def machine_id() -> str:
     return f"{cpu} | {os.cpu_count()} cpus | torch {torch.__version__}"
 
 
-def _calibration_key(proxy: dict) -> str:
-    m, t, d = proxy["model"], proxy["trainer"], proxy["data"]
-    return json.dumps([machine_id(), m, t["batch_size"], t["threads"], t["device"], t["channels_last"],
-                       d["image_size"]], sort_keys=True)
+def _calibration_key(proxy: ProxyConfig) -> str:
+    t = proxy.trainer
+    return json.dumps([machine_id(), dataclasses.asdict(proxy.model), t.batch_size, t.threads, t.device,
+                       t.channels_last, proxy.data.image_size], sort_keys=True)
 
 
-def calibrate(proxy: dict) -> Dict[str, float]:
-    """Seconds of one training step and of evaluating one image, timed on this machine (after a warm-up step)."""
+def timed_steps(model, optimizer, proxy: ProxyConfig, x, y, steps: int) -> List[float]:
+    """Seconds of each of ``steps`` training steps of ``model`` on the batch (x, y), each the trial's own step."""
     import torch
-    import torch.nn.functional as F
-    from .train import resolve_device
-    torch.set_num_threads(proxy["trainer"]["threads"])
-    model, cfg = proxy_model(proxy)
-    t = cfg.trainer
-    device = resolve_device(t.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr)
-    x = torch.randn(t.batch_size, 3, cfg.data.image_size, cfg.data.image_size, device=device)
-    x = x.contiguous(memory_format=memory_format)                      # (B, 3, H, W)
-    y = torch.randint(0, 2, (t.batch_size,), device=device)
+    on_cuda = x.device.type == "cuda"
+    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
+    autocast = functools.partial(mixed_precision, on_cuda)
     times = []
-    # A process's first step pays one-off costs (thread pools, kernels); a later model's first step does not
-    # (measured: within the step-to-step spread), so only the process's first calibration steps twice.
-    for _ in range(1 if device.type in _warmed_up else 2):
+    for step in range(steps):
         start = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        try:
+            train_step(model, optimizer, x, y, proxy, f"calibration step {step + 1}", autocast, proxy.trainer.lr)
+        except Diverged:        # a diverging trial stops at this step too: what ran so far is its cost
+            pass
         sync()
         times.append(time.perf_counter() - start)
+    return times
+
+
+def calibration_batch(proxy: ProxyConfig, device):
+    """A batch of the trial's size, shape and memory format: random images (B, 3, H, W) and labels."""
+    import torch
+    t, size = proxy.trainer, proxy.data.image_size
+    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+    x = torch.randn(t.batch_size, 3, size, size, device=device).contiguous(memory_format=memory_format)
+    return x, torch.randint(0, 2, (t.batch_size,), device=device)
+
+
+def calibrate(proxy: ProxyConfig) -> Dict[str, float]:
+    """Seconds of one training step and of evaluating one image, timed on this machine (after a warm-up step)."""
+    import torch
+    t = proxy.trainer
+    torch.set_num_threads(t.threads)
+    device = resolve_device(t.device)
+    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+    model = proxy_model(proxy).to(device, memory_format=memory_format)
+    x, y = calibration_batch(proxy, device)
+    # A process's first step pays one-off costs (thread pools, kernels); a later model's first step does not
+    # (measured: within the step-to-step spread), so only the process's first calibration steps twice.
+    times = timed_steps(model, make_optimizer(model, t), proxy, x, y, 1 if device.type in _warmed_up else 2)
     _warmed_up.add(device.type)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), mixed_precision(device.type == "cuda"):
         start = time.perf_counter()
         model(x)
         sync()
@@ -78,7 +96,7 @@ def calibrate(proxy: dict) -> Dict[str, float]:
     return {"step_s": times[-1], "eval_s_per_image": eval_s}
 
 
-def cached_calibration(proxy: dict) -> Dict[str, float]:
+def cached_calibration(proxy: ProxyConfig) -> Dict[str, float]:
     path = cache_dir() / "plan_calibration.json"
     cache = json.loads(path.read_text()) if path.is_file() else {}
     key = _calibration_key(proxy)
@@ -88,15 +106,13 @@ def cached_calibration(proxy: dict) -> Dict[str, float]:
     return cache[key]
 
 
-def trial_seconds(calibration: dict, n_train: int, n_val: int, trainer: dict) -> float:
+def trial_seconds(calibration: dict, n_train: int, n_val: int, trainer: TrainerConfig) -> float:
     """One trial: the training steps of its budget ladder (the trunk and the branches' cooldowns) and its
     evaluations (after each epoch and each budget's late evaluations)."""
-    from .ladder import ladder, ladder_cost
-    from .train import trunk_evaluations
-    steps_per_epoch = n_train // trainer["batch_size"]
-    rungs = ladder(steps_per_epoch * trainer["epochs"], trainer["budgets"], trainer["cooldown"],
-                   max(1, int(trainer["warmup_epochs"] * steps_per_epoch)), trainer["late_evals"])
-    evaluations = (len(trunk_evaluations(rungs, steps_per_epoch, trainer["epochs"]))
+    steps_per_epoch = epoch_steps(n_train, trainer.batch_size)
+    rungs = ladder(steps_per_epoch * trainer.epochs, trainer.budgets, trainer.cooldown,
+                   max(1, int(trainer.warmup_epochs * steps_per_epoch)), trainer.late_evals)
+    evaluations = (len(trunk_evaluations(rungs, steps_per_epoch, trainer.epochs))
                    + sum(len(rung.late) for rung in rungs[:-1]))
     return ladder_cost(rungs) * calibration["step_s"] + evaluations * n_val * calibration["eval_s_per_image"]
 
@@ -121,7 +137,6 @@ def concurrent_trials(cfg) -> int:
 def _correction_key(cfg) -> str:
     """This machine, this many trials at once, and this proxy (model, data, trainer, resources): trials of another
     size have other fixed costs (a smoke trial is mostly start-up), so their ratio says nothing here."""
-    import dataclasses
     setup = {part: dataclasses.asdict(getattr(cfg, part)) for part in ("model", "data", "trainer", "resources")}
     return json.dumps([machine_id(), concurrent_trials(cfg), setup], sort_keys=True)
 
