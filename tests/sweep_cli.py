@@ -17,5 +17,18 @@ def sweep(tmp_path, *overrides, timeout=300):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def in_process(capsys, tmp_path, *overrides):
+    """run_sweep.py's main() in this process, as the command line calls it (a process costs seconds of imports):
+    (its exit code, stdout, stderr). For failures before Ray; a sweep that trains runs as a process (sweep)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        import run_sweep
+    finally:
+        sys.path.remove(str(ROOT))
+    code = run_sweep.main([f"runs_dir={tmp_path / 'runs'}", *overrides])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def table(tmp_path, name):
     return pd.read_parquet(tmp_path / "runs" / name / "results.parquet")

@@ -5,6 +5,7 @@ import pickle
 import pytest
 import torch
 
+from sweep_cli import in_process
 from test_sweep import sweep
 
 
@@ -32,19 +33,21 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD) + ["unreadable cifar"])
-def test_bad_input_exits_2_before_ray_starts(tmp_path, case):
+def test_bad_input_exits_2_before_ray_starts(tmp_path, case, capsys):
+    import ray
     if case == "no gpu" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     overrides, message = BAD.get(case) or (["data=cifar10", f"data.root={_bad_cifar(tmp_path)}"],
                                            "is not a CIFAR-10 python batch")
-    done = sweep(tmp_path, *overrides, timeout=120)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert message in done.stderr and done.stderr.startswith("error: ")
-    assert "Started a local Ray instance" not in done.stdout + done.stderr
+    code, out, err = in_process(capsys, tmp_path, *overrides)
+    assert code == 2, err[-2000:]
+    assert message in err and err.startswith("error: ")
+    assert not ray.is_initialized() and "Started a local Ray instance" not in out + err
     assert not (tmp_path / "runs").exists()                      # no run directory either
 
 
 def test_a_bad_dataset_is_named_before_an_existing_run(tmp_path):
+    """As a real process: the exit code 2 and the message on stderr."""
     (tmp_path / "runs" / "placement" / "trials").mkdir(parents=True)
     (tmp_path / "runs" / "placement" / "trials" / "x.json").write_text("{}")
     done = sweep(tmp_path, "data=nope", timeout=120)

@@ -231,12 +231,14 @@ def test_report_leads_with_the_conclusions_and_writes_them_per_pair(tmp_path):
     assert [b["fraction"] for b in reread["budgets"].iloc[0]] == [0.5, 1.0]
 
 
-def test_report_cli_takes_the_equivalence_margin(tmp_path):
+def test_report_cli_takes_the_equivalence_margin(tmp_path, capsys):
+    """The command's main() in this process (test_report_cli_compares_a_placement_run_with_the_paper runs it as a
+    process of its own)."""
+    from ablate.report.__main__ import main
     run_dir = ladder_run(tmp_path / "ladder")
-    command = [sys.executable, "-m", "ablate.report", str(run_dir), "--equivalence", "0.0001"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert main([str(run_dir), "--equivalence", "0.0001"]) == 0
     pairs = pd.read_csv(run_dir / "report" / "conclusions.csv")
     assert set(pairs["margin"]) == {0.0001} and "equivalent" not in set(pairs["verdict"])
-    bad = subprocess.run(command[:-1] + ["0"], cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode == 2 and "the margin must be > 0" in bad.stderr
+    with pytest.raises(SystemExit) as bad:
+        main([str(run_dir), "--equivalence", "0"])
+    assert bad.value.code == 2 and "the margin must be > 0" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 budget rejection, and every bad-override message."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,26 +74,23 @@ def test_resume_after_a_real_kill_finishes_only_the_missing_trials(tmp_path):
         assert old["train_time_s"] == new["train_time_s"] and old["val_acc_best"] == new["val_acc_best"]
 
 
-def test_diverging_trials_are_recorded_and_reported(tmp_path):
-    done = sweep(tmp_path, "space=placement", "smoke=true", "name=d", "seeds=1", "trainer.lr=1e9")
+def test_rejected_and_diverging_trials_are_recorded_and_reported(tmp_path):
+    """One sweep, two trials that do not train to the end: the default design is over the params budget (rejected
+    before training), the other diverges (failed, with where)."""
+    done = sweep(tmp_path, "space=placement", "smoke=true", "name=d", "seeds=1", "trainer.lr=1e9",
+                 "budget.max_params=215000")
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = table(tmp_path, "d")
-    assert len(rows) == 2 and set(rows["status"]) == {"failed"}
-    assert rows["error"].str.match(r"diverged: loss is (nan|inf) at epoch 1, step \d+").all()
+    rows = table(tmp_path, "d").set_index("spec")
+    rejected, diverged = rows.loc["C|CCC|MMMMTTTT|MMTT"], rows.loc["C|CCC|MMMMMMTT|MMMT"]
+    assert rejected["status"] == "rejected_budget" and rejected["epochs_done"] == 0
+    assert "params 222,610 > budget.max_params 215,000" in rejected["error"]
+    assert diverged["status"] == "failed"
+    assert re.match(r"diverged: loss is (nan|inf) at epoch 1, step \d+", diverged["error"])
     report = (tmp_path / "runs" / "d" / "report" / "report.md").read_text()
-    assert report.count("- failed: `C|CCC|") == 2 and "diverged: loss is" in report
+    assert "- failed: `C|CCC|MMMMMMTT|MMMT` seed 0: diverged: loss is" in report
+    assert "- rejected_budget: `C|CCC|MMMMTTTT|MMTT` seed 0: params 222,610" in report
     # tracking=none, the default: Tune's automatic TensorBoard logger is off too
     assert not list((tmp_path / "runs" / "d").rglob("events.out.tfevents.*")) and "## Tracking" not in report
-
-
-def test_budget_rejects_without_training(tmp_path):
-    done = sweep(tmp_path, "space=placement", "smoke=true", "name=b", "seeds=1", "budget.max_params=215000")
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = table(tmp_path, "b").set_index("spec")
-    assert rows.loc["C|CCC|MMMMTTTT|MMTT", "status"] == "rejected_budget"
-    assert "params 222,610 > budget.max_params 215,000" in rows.loc["C|CCC|MMMMTTTT|MMTT", "error"]
-    assert rows.loc["C|CCC|MMMMTTTT|MMTT", "epochs_done"] == 0
-    assert rows.loc["C|CCC|MMMMMMTT|MMMT", "status"] == "ok"
 
 
 def test_duplicate_architectures_are_trained_once(tmp_path):
