@@ -25,13 +25,14 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ablate.config import ReportConfig
+from ablate.proxy import ProxyConfig
+from ablate.report.budgets import budget_tables
 from ablate.report.conclusions import conclude
 from ablate.report.decisive import decisiveness
 from ablate.report.decisive_section import paper_pairs
 from ablate.report.table import fmt
 from ablate.results import METRICS, OK
 from ablate.spec import apply_pattern
-from ablate.proxy import ProxyConfig
 from ablate.train import train_proxy
 from search_spaces import free, placement
 
@@ -82,20 +83,12 @@ def run(job):
                 "spec", "seed", "data_seed", "status", "error", "train_time_s", "history", "data_digest", *METRICS)}}
 
 
-def budget_tables(trials, column) -> dict:
-    """budget -> designs x seeds of ``column`` (rows without a ladder: one budget, 1)."""
-    cells = [(b["fraction"], t["design"], t["seed"], b[column])
-             for t in trials.to_dict("records") for b in (t.get("budgets") or [{"fraction": 1.0, column: t[column]}])]
-    long = pd.DataFrame(cells, columns=["budget", "design", "seed", "value"])
-    return {budget: part.pivot_table(index="design", columns="seed", values="value")
-            for budget, part in long.groupby("budget")}
-
-
-def conclusion_counts(trials, column, metric, margin) -> str:
+def conclusion_counts(trials, metric, margin) -> str:
     """better / equivalent / moving / undecided over the budgets, and the conclusions that hold (better or
     equivalent) per CPU-hour."""
+    tables = budget_tables(trials, metric, labels=trials["design"])     # the report's tables, by this run's labels
     try:
-        found = conclude({b: metric.oriented(t) for b, t in budget_tables(trials, column).items()}, margin)
+        found = conclude({b: metric.oriented(t) for b, t in tables.items()}, margin)
     except ValueError as error:
         return f"- | - | ({error})"
     held = found.count("better") + found.count("equivalent")
@@ -125,7 +118,7 @@ def summarize(rows, margin: float = ReportConfig().equivalence) -> str:
                          f"{fmt(anova.share, '.2f')} | "
                          f"{result.resolved} / {len(result.pairs)} | {agree + against} ({agree} / {against}) "
                          f"of {len(named)} | {result.resolved / (cpu / 3600):.1f} | "
-                         f"{conclusion_counts(trials, column, metric, margin)} |")
+                         f"{conclusion_counts(trials, metric, margin)} |")
         means = trials.pivot_table(index="design", values=["val_acc_late", "val_loss_late", "train_time_s"])
         lines += ["", "| design | val acc (late) | val loss (late) | s per trial |", "|---|---|---|---|"]
         for design, row in means.sort_values("val_loss_late").iterrows():

@@ -1,7 +1,6 @@
 """Every script in benchmarks/ runs end to end at a tiny size (a script no test runs rots): the task benchmark
 prints the decisiveness table and resumes, the ladder benchmark its ratios, and each other script its table."""
 import json
-import os
 import runpy
 import subprocess
 import sys
@@ -54,34 +53,39 @@ TINY = ["--set", "model.dim=8", "--set", "model.in_dim=8", "--set", "trainer.epo
         "--option", "n_train=32", "--option", "n_val=16", "--option", "classes=3"]
 
 
-def _run(out, *extra):
-    env = {**os.environ, "ABLATE_CACHE": str(out.parent / "cache")}
-    return subprocess.run([sys.executable, "benchmarks/tasks.py", "--task", "fractal", "--designs",
-                           "all conv,all attention,last N/2 (default)", "--seeds", "0,1", "--workers", "1",
-                           "--out", str(out), *TINY, *extra], cwd=ROOT, capture_output=True, text=True, env=env,
-                          timeout=600)
+def _args(out, *extra):
+    return ["--task", "fractal", "--designs", "all conv,all attention,last N/2 (default)", "--seeds", "0,1", "--workers",
+            "1", "--out", str(out), *TINY, *extra]
 
 
-def test_task_benchmark_prints_decisiveness_and_resumes(tmp_path):
+def _in_process(monkeypatch, *args):
+    """benchmarks/tasks.py's main() in this process: what needs no training (the resume, a bad design name)."""
+    monkeypatch.setattr(sys, "argv", ["tasks.py", *args])
+    monkeypatch.syspath_prepend(str(ROOT))
+    runpy.run_path(str(ROOT / "benchmarks" / "tasks.py"), run_name="__main__")
+
+
+def test_task_benchmark_prints_decisiveness_and_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "tasks.jsonl"
-    first = _run(out)
+    first = subprocess.run([sys.executable, "benchmarks/tasks.py", *_args(out)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=600)
     assert first.returncode == 0, first.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and {r["status"] for r in rows} == {"ok"}
     assert len({r["data_digest"] for r in rows if r["seed"] == 0}) == 1      # one seed's designs: one dataset
     assert "| val loss (late mean) |" in first.stdout and "3 designs, seeds [0, 1], 6 trials" in first.stdout
-    again = _run(out)                                                        # everything is there: nothing runs
-    trained = [line for line in again.stdout.splitlines() if line.startswith("# ")]
-    assert again.returncode == 0 and not trained and len(out.read_text().splitlines()) == 6
-    bad = _run(out, "--designs", "all conv,nonsense")
-    assert bad.returncode != 0 and "unknown design(s) nonsense; valid: " in bad.stderr
+    _in_process(monkeypatch, *_args(out))                                    # everything is there: nothing runs
+    again = capsys.readouterr().out
+    assert "3 designs, seeds [0, 1], 6 trials" in again and not [line for line in again.splitlines()
+                                                                  if line.startswith("# ")]
+    assert len(out.read_text().splitlines()) == 6
+    with pytest.raises(SystemExit, match="unknown design\\(s\\) nonsense; valid: "):
+        _in_process(monkeypatch, *_args(out, "--designs", "all conv,nonsense"))
 
 
 def test_ladder_benchmark_prints_each_ladder_s_ratio(tmp_path):
-    env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "benchmarks/ladder.py", "--rounds", "1", "--n-train", "128",
-                           "--n-val", "32", "--epochs", "2"], cwd=ROOT, capture_output=True, text=True, env=env,
-                          timeout=600)
+                           "--n-val", "32", "--epochs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [row.split(" | ")[0] for row in rows] == ["| one budget", "| [0.5, 1] cooldown 1 (default)",

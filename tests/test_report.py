@@ -14,7 +14,7 @@ from ablate.report.figures import pareto_figure
 from ablate.report.pareto import pareto_mask
 from ablate.report.reproduction import reproduction, seeds_to_resolve
 from ablate.report.stats import (RankAgreement, bootstrap_rank_agreement, noise_floor, permutation_p, rank_agreement,
-                                 sign_flip_p, t_interval)
+                                 rank_agreements, sign_flip_p, t_interval)
 from ablate.report.table import design_summary, load_results
 from ablate.results import ResultRow, trial_key, write_row, write_table
 
@@ -71,6 +71,22 @@ def test_intervals_p_values_and_noise_floor_by_hand():
     seeds = {"a": np.array([0.9, 0.9]), "b": np.array([0.5, 0.5]), "c": np.array([0.1, 0.1])}
     boot = bootstrap_rank_agreement(seeds, {"a": 3, "b": 2, "c": 1})
     assert boot.kendall_tau == (1.0, 1.0) and boot.undefined == 0
+
+
+def test_the_bootstraps_rank_agreements_are_scipys():
+    """The vectorised tau-b and rho (the bootstrap's fast path) equal scipy's, row by row: ties on either side, a
+    constant row (NaN), two designs."""
+    rng = np.random.default_rng(0)
+    rows = np.round(rng.random((300, 6)), 1)                       # rounded: many ties among the proxy's means
+    rows[:3] = [[0.5] * 6, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]]
+    for paper in ([6, 5, 4, 3, 2, 1], [82.3, 81.9, 81.9, 81.0, 80.2, 80.2]):
+        taus, rhos = rank_agreements(rows, paper)
+        for row, tau, rho in zip(rows, taus, rhos):
+            expected = rank_agreement(row, paper)
+            assert tau == pytest.approx(expected.kendall_tau, abs=1e-12, nan_ok=True)
+            assert rho == pytest.approx(expected.spearman_rho, abs=1e-12, nan_ok=True)
+    taus, rhos = rank_agreements(np.array([[0.2, 0.1], [0.1, 0.2]]), [2, 1])
+    assert list(taus) == [1.0, -1.0] and list(rhos) == [1.0, -1.0]
 
 
 def test_reproduction_verdicts():

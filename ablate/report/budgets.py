@@ -9,12 +9,13 @@ from .conclusions import Conclusions, conclude
 from .table import design_labels
 
 
-def budget_tables(frame: pd.DataFrame, metric: Metric) -> Dict[float, pd.DataFrame]:
+def budget_tables(frame: pd.DataFrame, metric: Metric,
+                  labels: Optional[pd.Series] = None) -> Dict[float, pd.DataFrame]:
     """budget fraction -> designs x seeds of ``metric`` at that budget, over the trials that finished it (rows:
     design labels, columns: seeds), raw values. A row without a ladder (a table written before it) counts as one
-    budget, 1, with its own metric."""
+    budget, 1, with its own metric. ``labels``: each row's design label (default: a results table's labels)."""
     trained = frame[frame["status"].isin(TRAINED)]
-    labels = design_labels(frame)[trained.index]
+    labels = (design_labels(frame) if labels is None else labels)[trained.index]
     cells = []
     for index, row in trained.iterrows():
         ladder = row["budgets"] or [{"fraction": 1.0, metric.column: row[metric.column]}]

@@ -91,6 +91,25 @@ def rank_agreement(proxy: Sequence[float], paper: Sequence[float]) -> RankAgreem
                          spearman_rho=float(stats.spearmanr(proxy, paper).statistic))
 
 
+def rank_agreements(proxy: np.ndarray, paper: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
+    """rank_agreement for many proxy orders at once (rows of ``proxy``, resamples x designs): Kendall tau-b from
+    the signs of every pair, Spearman rho as the Pearson correlation of scipy's average ranks; NaN for a constant
+    row. The fast path of the bootstrap (a scipy call per resample took seconds per report); tests/test_report.py
+    checks it against rank_agreement, row by row, ties included."""
+    proxy, paper = np.atleast_2d(np.asarray(proxy, dtype=float)), np.asarray(paper, dtype=float)
+    upper = np.triu_indices(proxy.shape[1], k=1)                                  # every pair i < j once
+    sign_proxy = np.sign(proxy[:, :, None] - proxy[:, None, :])[:, upper[0], upper[1]]    # (rows, pairs)
+    sign_paper = np.sign(paper[:, None] - paper[None, :])[upper]                          # (pairs,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = (sign_proxy @ sign_paper) / np.sqrt((sign_proxy ** 2).sum(1) * (sign_paper ** 2).sum())
+        ranks, paper_ranks = stats.rankdata(proxy, axis=1), stats.rankdata(paper)
+        ranks, paper_ranks = ranks - ranks.mean(1, keepdims=True), paper_ranks - paper_ranks.mean()
+        rho = (ranks @ paper_ranks) / np.sqrt((ranks ** 2).sum(1) * (paper_ranks ** 2).sum())
+    constant = (np.ptp(proxy, axis=1) == 0) | (np.ptp(paper) == 0) | (proxy.shape[1] < 2)
+    tau[constant], rho[constant] = math.nan, math.nan
+    return tau, rho
+
+
 def bootstrap_rank_agreement(seeds: Dict[str, np.ndarray], paper: Dict[str, float], n_boot: int = 2000,
                              seed: int = 0, level: float = 0.95) -> BootstrapAgreement:
     """Percentile intervals of tau and rho when each design's seeds are resampled with replacement.
@@ -100,17 +119,12 @@ def bootstrap_rank_agreement(seeds: Dict[str, np.ndarray], paper: Dict[str, floa
     """
     names = [name for name in paper if name in seeds]
     rng = np.random.default_rng(seed)
-    taus, rhos, undefined = [], [], 0
-    target = [paper[name] for name in names]
-    for _ in range(n_boot):
-        means = [rng.choice(seeds[name], size=len(seeds[name])).mean() for name in names]
-        agreement = rank_agreement(means, target)
-        if math.isnan(agreement.kendall_tau):
-            undefined += 1
-            continue
-        taus.append(agreement.kendall_tau)
-        rhos.append(agreement.spearman_rho)
-    return BootstrapAgreement(percentile_interval(taus, level), percentile_interval(rhos, level), undefined, n_boot)
+    means = np.array([[rng.choice(seeds[name], size=len(seeds[name])).mean() for name in names]
+                      for _ in range(n_boot)]).reshape(n_boot, len(names))                # resamples x designs
+    taus, rhos = rank_agreements(means, [paper[name] for name in names])
+    defined = ~np.isnan(taus)
+    return BootstrapAgreement(percentile_interval(taus[defined], level), percentile_interval(rhos[defined], level),
+                              int((~defined).sum()), n_boot)
 
 
 def percentile_interval(values: Sequence[float], level: float = 0.95):
