@@ -87,6 +87,10 @@ def test_the_bootstraps_rank_agreements_are_scipys():
             assert rho == pytest.approx(expected.spearman_rho, abs=1e-12, nan_ok=True)
     taus, rhos = rank_agreements(np.array([[0.2, 0.1], [0.1, 0.2]]), [2, 1])
     assert list(taus) == [1.0, -1.0] and list(rhos) == [1.0, -1.0]
+    for one_or_none in (np.zeros((5, 1)), np.zeros((5, 0))):          # one design, or none the paper has
+        assert np.isnan(rank_agreements(one_or_none, [1.0] * one_or_none.shape[1])).all()
+    empty = bootstrap_rank_agreement({"a": np.array([0.5, 0.6])}, {"b": 1.0})
+    assert empty.undefined == empty.n_boot and math.isnan(empty.kendall_tau[0])
 
 
 def test_reproduction_verdicts():

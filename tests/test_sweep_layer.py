@@ -117,7 +117,10 @@ def test_a_full_disk_stops_the_sweep_and_keeps_the_rows_written(tmp_path):
 
 def test_a_killed_search_resumes_with_its_study(tmp_path):
     import optuna
-    overrides = ["space=free", "search.algo=tpe", "search.num_samples=3", "smoke=true", "name=tpe", "seeds=1"]
+    # one trial at a time (2 CPUs each): the kill lands after the second row, a whole trial before the third (with
+    # two at once the second and third could end together, and the kill find all three done)
+    overrides = ["space=free", "search.algo=tpe", "search.num_samples=3", "smoke=true", "name=tpe", "seeds=1",
+                 "resources.cpus_per_trial=2"]
     first = _driver(tmp_path, *overrides)
     trials = tmp_path / "runs" / "tpe" / "trials"
     assert _wait_for(lambda: trials.glob("*.json"), 2) >= 2

@@ -97,6 +97,8 @@ def rank_agreements(proxy: np.ndarray, paper: Sequence[float]) -> Tuple[np.ndarr
     row. The fast path of the bootstrap (a scipy call per resample took seconds per report); tests/test_report.py
     checks it against rank_agreement, row by row, ties included."""
     proxy, paper = np.atleast_2d(np.asarray(proxy, dtype=float)), np.asarray(paper, dtype=float)
+    if proxy.shape[1] < 2:                                    # one design or none: no order to compare
+        return np.full(len(proxy), math.nan), np.full(len(proxy), math.nan)
     upper = np.triu_indices(proxy.shape[1], k=1)                                  # every pair i < j once
     sign_proxy = np.sign(proxy[:, :, None] - proxy[:, None, :])[:, upper[0], upper[1]]    # (rows, pairs)
     sign_paper = np.sign(paper[:, None] - paper[None, :])[upper]                          # (pairs,)
@@ -105,7 +107,7 @@ def rank_agreements(proxy: np.ndarray, paper: Sequence[float]) -> Tuple[np.ndarr
         ranks, paper_ranks = stats.rankdata(proxy, axis=1), stats.rankdata(paper)
         ranks, paper_ranks = ranks - ranks.mean(1, keepdims=True), paper_ranks - paper_ranks.mean()
         rho = (ranks @ paper_ranks) / np.sqrt((ranks ** 2).sum(1) * (paper_ranks ** 2).sum())
-    constant = (np.ptp(proxy, axis=1) == 0) | (np.ptp(paper) == 0) | (proxy.shape[1] < 2)
+    constant = (np.ptp(proxy, axis=1) == 0) | (np.ptp(paper) == 0)
     tau[constant], rho[constant] = math.nan, math.nan
     return tau, rho
 
