@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .decisive import ALPHA, complete_blocks, design_anova, tukey_pairs
+from .decisive import ALPHA, DesignAnova, complete_blocks, design_anova, tukey_pairs
 
 BETTER, EQUIVALENT, MOVING, UNDECIDED = "better", "equivalent", "moving", "undecided"
 VERDICTS = (BETTER, EQUIVALENT, MOVING, UNDECIDED)
@@ -69,17 +69,9 @@ class PairConclusion:
 
 
 @dataclasses.dataclass(frozen=True)
-class DesignEffect:
-    """The two-way analysis (value ~ design + seed) at one budget, on its complete blocks: F and p of the design
-    effect, the design's share of the total sum of squares, the residual mean square and its degrees of freedom."""
-    budget: float
-    designs: int
-    seeds: int
-    F: float
-    p: float
-    share: float
-    mse: float
-    df_resid: int
+class DesignEffect(DesignAnova):
+    """The two-way analysis (value ~ design + seed, ablate.report.decisive) at one budget, on its complete blocks."""
+    budget: float = math.nan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,8 +275,7 @@ def conclusions(tables: Mapping[float, pd.DataFrame], margin: float, alpha: floa
 def _compare(block: pd.DataFrame, budget: float, alpha: float) -> Tuple[DesignEffect, List[BudgetComparison]]:
     """The design effect and every pair's comparison at one budget (pairs in itertools.combinations order)."""
     anova = design_anova(block)
-    effect = DesignEffect(budget=budget, designs=anova.designs, seeds=anova.seeds, F=anova.F, p=anova.p,
-                          share=anova.share, mse=anova.mse, df_resid=anova.df_resid)
+    effect = DesignEffect(**dataclasses.asdict(anova), budget=budget)
     if math.isnan(effect.mse):          # one seed: differences, but no residual to resolve them against
         means = block.mean(axis=1)
         return effect, [BudgetComparison(budget, float(means[a] - means[b]), math.nan, False)
