@@ -19,13 +19,18 @@ def sweep(tmp_path, *overrides, timeout=300):
 
 def in_process(capsys, tmp_path, *overrides):
     """run_sweep.py's main() in this process, as the command line calls it (a process costs seconds of imports):
-    (its exit code, stdout, stderr). For failures before Ray; a sweep that trains runs as a process (sweep)."""
+    (its exit code, stdout, stderr). For what runs no Ray (failures before it, plans); a sweep runs as a process."""
     sys.path.insert(0, str(ROOT))
     try:
         import run_sweep
     finally:
         sys.path.remove(str(ROOT))
-    code = run_sweep.main([f"runs_dir={tmp_path / 'runs'}", *overrides])
+    import torch
+    threads = torch.get_num_threads()           # a plan's calibration sets the trial's threads in this process
+    try:
+        code = run_sweep.main([f"runs_dir={tmp_path / 'runs'}", *overrides])
+    finally:
+        torch.set_num_threads(threads)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -80,7 +80,7 @@ def test_trial_seconds_counts_steps_and_evaluations():
         pytest.approx(124 + 12 + 7 * 500 * 0.01)
 
 
-def test_plan_prints_the_sweep_and_trains_nothing(tmp_path, monkeypatch):
+def test_plan_prints_the_sweep_and_trains_nothing(tmp_path, monkeypatch, capsys):
     from ablate.results import write_row
     from test_sweep_layer import previous_rows
     for row in previous_rows(seed=0):                                      # one seed already in the run
@@ -102,10 +102,10 @@ def test_plan_prints_the_sweep_and_trains_nothing(tmp_path, monkeypatch):
     assert recorded_correction(apply_smoke(load_config(["smoke=true"]))) is None   # the default proxy's is not smoke's
     record_correction(apply_smoke(load_config(["smoke=true"])), measured_s=30.0, estimated_s=20.0, trials=2,
                       run="earlier")
-    again = sweep(tmp_path, "smoke=true", "seeds=2", "plan=true", timeout=120)
-    assert again.stdout.split("| est. s")[0] == done.stdout.split("| est. s")[0]
+    code, again, _ = in_process(capsys, tmp_path, "smoke=true", "seeds=2", "plan=true")     # (in this process)
+    assert code == 0 and again.split("| est. s")[0] == done.stdout.split("| est. s")[0]
     assert "Corrected by x1.50: the last sweep of this proxy on this machine with 2 at once (run 'earlier', 2 trials" \
-        in again.stdout
+        in again
 
 
 def test_eta_starts_from_the_plan_and_learns_from_finished_trials():

@@ -8,7 +8,7 @@ from ablate.config import ConfigError, load_config
 from ablate.report import write_report
 from ablate.results import PRIMARY
 from ablate.sweep.resolutions import resolution_config, stage_sides
-from sweep_cli import sweep
+from sweep_cli import in_process
 
 
 def test_each_size_gets_global_windows_and_its_own_run(tmp_path):
@@ -22,11 +22,10 @@ def test_each_size_gets_global_windows_and_its_own_run(tmp_path):
         load_config(["resolutions=[32,36]"])
 
 
-def test_the_plan_of_a_two_size_sweep_covers_both_sizes(tmp_path):
-    done = sweep(tmp_path, "space=placement", "smoke=true", "name=tok", "seeds=1", "resolutions=[24,16]",
-                 "plan=true", timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+def test_the_plan_of_a_two_size_sweep_covers_both_sizes(tmp_path, capsys):
+    code, out, err = in_process(capsys, tmp_path, "space=placement", "smoke=true", "name=tok", "seeds=1",
+                                "resolutions=[24,16]", "plan=true")
+    assert code == 0, err[-3000:]
     assert out.index("# 16 px: stage 3 sees 4x4 = 16 tokens") < out.index("# 24 px: stage 3 sees 6x6 = 36 tokens")
     assert out.count("# Plan: placement") == 2 and "tok/resolutions/24px" in out
     assert not (tmp_path / "runs").exists()                                      # a plan trains and writes nothing
