@@ -20,9 +20,9 @@ from typing import Dict, List, Optional
 from .build import epoch_steps, proxy_model, resolve_device
 from .data.base import cache_dir
 from .files import write_atomic
-from .ladder import ladder, ladder_cost
+from .ladder import ladder_cost
 from .proxy import ProxyConfig, TrainerConfig
-from .train import Diverged, make_optimizer, mixed_precision, train_step, trunk_evaluations
+from .train import Diverged, make_optimizer, mixed_precision, train_step, trial_rungs, trunk_evaluations
 
 RAY_START_S = 15.0          # Ray's start-up and shutdown around the trials, as seen in the default run's log
 _warmed_up = set()          # the devices this process has already run a training step on
@@ -110,8 +110,7 @@ def trial_seconds(calibration: dict, n_train: int, n_val: int, trainer: TrainerC
     """One trial: the training steps of its budget ladder (the trunk and the branches' cooldowns) and its
     evaluations (after each epoch and each budget's late evaluations)."""
     steps_per_epoch = epoch_steps(n_train, trainer.batch_size)
-    rungs = ladder(steps_per_epoch * trainer.epochs, trainer.budgets, trainer.cooldown,
-                   max(1, int(trainer.warmup_epochs * steps_per_epoch)), trainer.late_evals)
+    rungs = trial_rungs(trainer, steps_per_epoch)
     evaluations = (len(trunk_evaluations(rungs, steps_per_epoch, trainer.epochs))
                    + sum(len(rung.late) for rung in rungs[:-1]))
     return ladder_cost(rungs) * calibration["step_s"] + evaluations * n_val * calibration["eval_s_per_image"]

@@ -20,7 +20,7 @@ from .data import is_generated
 from .data.augment import make_augment
 from .data.feed import Feeder
 from .ladder import Rung, check_budgets, ladder, lr_factor
-from .proxy import ProxyConfig
+from .proxy import ProxyConfig, TrainerConfig
 from .results import FAILED, BudgetResult, TrialResult
 
 
@@ -47,6 +47,17 @@ def evaluate(model, feed: Feeder, batch_size, autocast) -> Tuple[float, float]:
         correct += (logits.argmax(-1) == y).sum().item()
         nll += F.cross_entropy(logits, y, reduction="sum").item()
     return correct / len(feed.part), nll / len(feed.part)
+
+
+def warmup_steps(trainer: TrainerConfig, steps_per_epoch: int) -> int:
+    return max(1, int(trainer.warmup_epochs * steps_per_epoch))
+
+
+def trial_rungs(trainer: TrainerConfig, steps_per_epoch: int) -> List[Rung]:
+    """The budget ladder one trial trains along: what the trial, the plan's estimate and the ladder benchmark
+    all count."""
+    return ladder(trainer.epochs * steps_per_epoch, trainer.budgets, trainer.cooldown,
+                  warmup_steps(trainer, steps_per_epoch), trainer.late_evals)
 
 
 def trunk_evaluations(rungs: List[Rung], steps_per_epoch: int, epochs: int) -> set:
@@ -182,7 +193,7 @@ def _start(cfg: ProxyConfig, data, started: float) -> _Run:
     steps_per_epoch = epoch_steps(len(data.train), t.batch_size)
     train_feed, val_feed = make_feeds(cfg, data, device)
     return _Run(cfg, model, optimizer, train_feed, val_feed, len(data.train), steps_per_epoch,
-                max(1, int(t.warmup_epochs * steps_per_epoch)), device.type == "cuda", started)
+                warmup_steps(t, steps_per_epoch), device.type == "cuda", started)
 
 
 def train_proxy(cfg: ProxyConfig, report: Optional[Callable[[TrialResult], None]] = None) -> TrialResult:
@@ -202,7 +213,7 @@ def train_proxy(cfg: ProxyConfig, report: Optional[Callable[[TrialResult], None]
         run = _start(cfg, data, started)
         result.spec = run.model.spec.canonical
         result.params = sum(p.numel() for p in run.model.parameters())
-        rungs = ladder(t.epochs * run.steps_per_epoch, t.budgets, t.cooldown, run.warmup_steps, t.late_evals)
+        rungs = trial_rungs(t, run.steps_per_epoch)
         digest = _digest(data)
         for epoch in range(t.epochs):
             order = epoch_order(cfg, epoch, len(data.train))

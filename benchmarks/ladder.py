@@ -11,10 +11,10 @@ import argparse
 import statistics
 import time
 
-from ablate.ladder import ladder, ladder_cost
 from ablate.build import epoch_steps, make_dataset
+from ablate.ladder import ladder_cost
 from ablate.proxy import DataConfig, ProxyConfig, TrainerConfig
-from ablate.train import train_proxy
+from ablate.train import train_proxy, trial_rungs
 
 # name -> (budgets, cooldown, decay): one budget (the baseline), the default ladder, the long-training recipe,
 # and a three-rung ladder
@@ -36,8 +36,7 @@ def predicted(cfg: ProxyConfig) -> int:
     """The training steps the ladder takes (ablate.ladder.ladder_cost)."""
     t = cfg.trainer
     steps = epoch_steps(cfg.data.options["n_train"], t.batch_size)
-    warmup = max(1, int(t.warmup_epochs * steps))
-    return ladder_cost(ladder(steps * t.epochs, t.budgets, t.cooldown, warmup, t.late_evals))
+    return ladder_cost(trial_rungs(t, steps))
 
 
 def main(argv=None):
