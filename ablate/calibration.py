@@ -46,12 +46,21 @@ def _calibration_key(proxy: ProxyConfig) -> str:
                        t.channels_last, proxy.data.image_size], sort_keys=True)
 
 
+def _synchronize(device) -> None:
+    """Wait for the device's queued work, so a timing ends when the work does (CUDA runs asynchronously)."""
+    import torch
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _memory_format(proxy: ProxyConfig):
+    import torch
+    return torch.channels_last if proxy.trainer.channels_last else torch.contiguous_format
+
+
 def timed_steps(model, optimizer, proxy: ProxyConfig, x, y, steps: int) -> List[float]:
     """Seconds of each of ``steps`` training steps of ``model`` on the batch (x, y), each the trial's own step."""
-    import torch
-    on_cuda = x.device.type == "cuda"
-    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
-    autocast = functools.partial(mixed_precision, on_cuda)
+    autocast = functools.partial(mixed_precision, x.device.type == "cuda")
     times = []
     for step in range(steps):
         start = time.perf_counter()
@@ -59,7 +68,7 @@ def timed_steps(model, optimizer, proxy: ProxyConfig, x, y, steps: int) -> List[
             train_step(model, optimizer, x, y, proxy, f"calibration step {step + 1}", autocast, proxy.trainer.lr)
         except Diverged:        # a diverging trial stops at this step too: what ran so far is its cost
             pass
-        sync()
+        _synchronize(x.device)
         times.append(time.perf_counter() - start)
     return times
 
@@ -68,8 +77,7 @@ def calibration_batch(proxy: ProxyConfig, device):
     """A batch of the trial's size, shape and memory format: random images (B, 3, H, W) and labels."""
     import torch
     t, size = proxy.trainer, proxy.data.image_size
-    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-    x = torch.randn(t.batch_size, 3, size, size, device=device).contiguous(memory_format=memory_format)
+    x = torch.randn(t.batch_size, 3, size, size, device=device).contiguous(memory_format=_memory_format(proxy))
     return x, torch.randint(0, 2, (t.batch_size,), device=device)
 
 
@@ -79,19 +87,17 @@ def calibrate(proxy: ProxyConfig) -> Dict[str, float]:
     t = proxy.trainer
     torch.set_num_threads(t.threads)
     device = resolve_device(t.device)
-    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-    model = proxy_model(proxy).to(device, memory_format=memory_format)
+    model = proxy_model(proxy).to(device, memory_format=_memory_format(proxy))
     x, y = calibration_batch(proxy, device)
     # A process's first step pays one-off costs (thread pools, kernels); a later model's first step does not
     # (measured: within the step-to-step spread), so only the process's first calibration steps twice.
     times = timed_steps(model, make_optimizer(model, t), proxy, x, y, 1 if device.type in _warmed_up else 2)
     _warmed_up.add(device.type)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     model.eval()
     with torch.no_grad(), mixed_precision(device.type == "cuda"):
         start = time.perf_counter()
         model(x)
-        sync()
+        _synchronize(device)
         eval_s = (time.perf_counter() - start) / t.batch_size
     return {"step_s": times[-1], "eval_s_per_image": eval_s}
 
