@@ -17,7 +17,6 @@ from .planning import design_estimates, plan_markdown
 from .resolutions import run_resolutions
 from .store import RunStore, SweepError
 from .throughput import measure_throughput
-from .trial import design_of
 
 
 # Tune writes its trial directories (Tune's CSV and JSON logs, TensorBoard's event files) in its session's staging
@@ -172,8 +171,7 @@ def start_progress(sweep: Sweep, plan, grid: bool) -> Tuple[Progress, dict]:
     """The progress line, its ETA from the plan's calibration for a grid (and the last sweep's correction)."""
     cfg = sweep.cfg
     estimates = design_estimates(cfg, sweep.designs, sweep.size) if grid else {}
-    pending = ([estimates[design_of({"design": entry}).design.key]
-                for entry in plan.param_space["design"]["grid_search"]] if estimates else None)
+    pending = [estimates[trial.design.key] for trial in plan.grid] if estimates else None
     past = recorded_correction(cfg) if pending else None
     progress = Progress(sweep.name, plan.trials, cfg.trainer.epochs, pending=pending, slots=concurrent_trials(cfg),
                         correction=past["ratio"] if past else 1.0)

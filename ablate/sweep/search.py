@@ -25,12 +25,13 @@ MAX_PROPOSALS = 100        # proposals in a row that are all trained already: th
 @dataclasses.dataclass
 class SearchPlan:
     """What Tune runs: the param_space, the search algorithm (None for a grid), the scheduler, how many samples
-    Tune draws, and how many trials that makes."""
+    Tune draws, how many trials that makes, and a grid's trials in their order (a search's are not known yet)."""
     param_space: Optional[dict]
     search_alg: object
     scheduler: object
     num_samples: int
     trials: int
+    grid: List[TrialDesign] = dataclasses.field(default_factory=list)
 
 
 def make_scheduler(cfg: SweepConfig, space: Space):
@@ -51,9 +52,9 @@ def grid_plan(cfg: SweepConfig, space: Space, known: List[Design], done_rows: Li
     done = {row.trial_id for row in done_rows}
     pending = [TrialDesign(d, seed) for d in sorted(known, key=lambda d: -expected_cost(d.spec, cfg))
                for seed in seed_range(cfg)]
-    pending = [trial.tune_config() for trial in pending if trial.key not in done]
-    return SearchPlan({"design": tune.grid_search(pending)} if pending else None, None,
-                      make_scheduler(cfg, space), 1, len(pending))
+    pending = [trial for trial in pending if trial.key not in done]
+    param_space = {"design": tune.grid_search([trial.tune_config() for trial in pending])} if pending else None
+    return SearchPlan(param_space, None, make_scheduler(cfg, space), 1, len(pending), pending)
 
 
 def optuna_plan(cfg: SweepConfig, space: Space, known: List[Design], done_rows: List[ResultRow],
