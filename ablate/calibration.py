@@ -23,6 +23,7 @@ from .files import write_atomic
 from .ladder import ladder_cost
 from .proxy import ProxyConfig, TrainerConfig
 from .train import Diverged, make_optimizer, mixed_precision, train_step, trial_rungs, trunk_evaluations
+from .timing import synchronize
 
 RAY_START_S = 15.0          # Ray's start-up and shutdown around the trials, as seen in the default run's log
 _warmed_up = set()          # the devices this process has already run a training step on
@@ -46,13 +47,6 @@ def _calibration_key(proxy: ProxyConfig) -> str:
                        t.channels_last, proxy.data.image_size], sort_keys=True)
 
 
-def _synchronize(device) -> None:
-    """Wait for the device's queued work, so a timing ends when the work does (CUDA runs asynchronously)."""
-    import torch
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def _memory_format(proxy: ProxyConfig):
     import torch
     return torch.channels_last if proxy.trainer.channels_last else torch.contiguous_format
@@ -68,7 +62,7 @@ def timed_steps(model, optimizer, proxy: ProxyConfig, x, y, steps: int) -> List[
             train_step(model, optimizer, x, y, proxy, f"calibration step {step + 1}", autocast, proxy.trainer.lr)
         except Diverged:        # a diverging trial stops at this step too: what ran so far is its cost
             pass
-        _synchronize(x.device)
+        synchronize(x.device)
         times.append(time.perf_counter() - start)
     return times
 
@@ -97,7 +91,7 @@ def calibrate(proxy: ProxyConfig) -> Dict[str, float]:
     with torch.no_grad(), mixed_precision(device.type == "cuda"):
         start = time.perf_counter()
         model(x)
-        _synchronize(device)
+        synchronize(device)
         eval_s = (time.perf_counter() - start) / t.batch_size
     return {"step_s": times[-1], "eval_s_per_image": eval_s}
 

@@ -16,6 +16,7 @@ from .data.augment import AUGMENTS
 from .data.feed import FEEDS
 from .ladder import LadderError, check_budgets
 from .proxy import DataConfig, ModelConfig, ProxyConfig, TrainerConfig
+from .timing import ThroughputConfig, check_throughput
 
 SEARCH_ALGOS = ("grid", "random", "tpe", "nsga2")
 SCHEDULERS = ("auto", "asha", "none")
@@ -92,7 +93,7 @@ class SweepConfig:
     smoke: bool = False               # a tiny run for tests: 2 designs, 2 epochs on 256 images, width 8
     plan: bool = False                # print the designs, trials and an estimated wall time; train nothing
     runs_dir: str = "runs"
-    throughput_batch: int = 64
+    throughput: ThroughputConfig = dataclasses.field(default_factory=ThroughputConfig)
     # experiment trackers, several allowed: none, tensorboard, mlflow, wandb (tracking=tensorboard,mlflow)
     tracking: List[str] = dataclasses.field(default_factory=lambda: ["none"])
     mlflow_uri: Optional[str] = None  # MLflow tracking URI; null: $MLFLOW_TRACKING_URI, else runs/<name>/mlflow.db
@@ -116,7 +117,9 @@ class SweepConfig:
 
 # smoke=true: a tiny run for tests and a first look; seeds stay as given. One budget: the ladder's branches are
 # tested on their own (tests/test_ladder.py), and a smoke trial is mostly start-up already.
-SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8, "budgets": [1.0]}
+# Its throughput phase is a check that the rounds run, not a measurement: a small batch and a one-second cap.
+SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8, "budgets": [1.0], "throughput_batch": 16,
+         "throughput_seconds": 1.0}
 
 
 def smoke_changes(cfg: SweepConfig) -> List[Tuple[str, object, object]]:
@@ -124,7 +127,9 @@ def smoke_changes(cfg: SweepConfig) -> List[Tuple[str, object, object]]:
     from .data import is_large
     changes = [("trainer.epochs", cfg.trainer.epochs, SMOKE["epochs"]), ("model.dim", cfg.model.dim, SMOKE["dim"]),
                ("model.in_dim", cfg.model.in_dim, SMOKE["dim"]),
-               ("trainer.budgets", cfg.trainer.budgets, SMOKE["budgets"])]
+               ("trainer.budgets", cfg.trainer.budgets, SMOKE["budgets"]),
+               ("throughput.batch", cfg.throughput.batch, SMOKE["throughput_batch"]),
+               ("throughput.max_seconds", cfg.throughput.max_seconds, SMOKE["throughput_seconds"])]
     if is_large(cfg.data.name):                 # smoke cuts generated sets, CIFAR, Tiny-ImageNet; not folders
         changes += [("data.options.n_train", cfg.data.options.get("n_train"), SMOKE["n_train"]),
                     ("data.options.n_val", cfg.data.options.get("n_val"), SMOKE["n_val"])]
@@ -190,13 +195,16 @@ def load_config(overrides: List[str], experiment_dir: Path = EXPERIMENTS_DIR) ->
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value; valid keys:\n{describe_keys()}")
+        old = item.split("=", 1)[0]
+        if old in RENAMED_KEYS:
+            raise ConfigError(f"{old} is now {RENAMED_KEYS[old]}: write {RENAMED_KEYS[old]}={item.split('=', 1)[1]}")
     overrides = [f"data.name={item.split('=', 1)[1]}" if item.startswith("data=") else item for item in overrides]
     try:
         cli = _comma_lists(OmegaConf.from_dotlist(overrides))
         experiment = OmegaConf.select(cli, "experiment")
         layers = [base]
         if experiment:
-            layers.append(_comma_lists(_load_experiment(experiment, experiment_dir)))
+            layers.append(_comma_lists(_renamed(_load_experiment(experiment, experiment_dir))))
         cfg = OmegaConf.merge(*layers, cli)
     except OmegaConfBaseException as error:
         raise ConfigError(f"{_first_line(error)}; valid keys:\n{describe_keys()}") from None
@@ -229,7 +237,18 @@ def load_run_config(run_dir: Path) -> SweepConfig:
     path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a finished sweep: {path} is missing")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SweepConfig), OmegaConf.load(path)))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SweepConfig), _renamed(OmegaConf.load(path))))
+
+
+# keys an older version wrote into config files (a run's config.yaml, an experiment): read under their new names
+RENAMED_KEYS = {"throughput_batch": "throughput.batch"}
+
+
+def _renamed(layer):
+    for old, new in RENAMED_KEYS.items():
+        if old in layer:
+            OmegaConf.update(layer, new, layer.pop(old))
+    return layer
 
 
 def _first_line(error):
@@ -268,7 +287,8 @@ def _validate(cfg: SweepConfig):
             raise ConfigError(message)
     try:
         check_budgets(cfg.trainer.budgets, cfg.trainer.cooldown, cfg.trainer.decay)
-    except LadderError as error:
+        check_throughput(cfg.throughput)
+    except (LadderError, ValueError) as error:
         raise ConfigError(str(error)) from None
     step = 8 * cfg.model.stem_stride            # stage 4's map must come out whole
     bad = [size for size in cfg.resolutions if size < step or size % step]

@@ -7,13 +7,12 @@ and scaled_dot_product_attention. We add both handles: the scan's count is ``abl
 (4 per batch x channel x step x state), attention's is 2 * L * S * head_dim per head (QK^T and AV).
 """
 import contextlib
-import statistics
-import time
 from typing import Optional, Sequence
 
 import torch
 
 from .ops import get_default_backend, scan_macs, set_default_backend
+from .timing import ThroughputConfig, autocast, default_warmup_s, interleaved_throughput
 
 SCAN_OPS = ("prim::PythonOp.SelectiveScanCore",    # ablate's chunked scan
             "prim::PythonOp.SelectiveScanFn")       # mamba_ssm's CUDA scan
@@ -93,59 +92,24 @@ def count_macs(model: torch.nn.Module, input_shape: Sequence[int]) -> dict:
             "macs_attention": int(attention), "unsupported_ops": unsupported}
 
 
-CUDA_WARMUP_S = 2.0   # on the H100, the first rows after idle ran at a third of their settled speed
-
-
-def default_warmup_s(device) -> float:
-    """Seconds of warm-up ``throughput`` runs at least: CUDA_WARMUP_S on CUDA, none on CPU."""
-    return CUDA_WARMUP_S if torch.device(device).type == "cuda" else 0.0
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-AUTOCAST_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}   # the dtypes timed and measured
-
-
-def _autocast(device: torch.device, dtype: str):
-    """Autocast to ``dtype`` (fp16/bf16), or a no-op for fp32."""
-    autocast_dtype = AUTOCAST_DTYPES[dtype]
-    return torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
-
-
 def throughput(model: torch.nn.Module, batch: int = 64, resolution: int = 224, device="cpu",
                dtype: str = "fp32", channels_last: bool = False, warmup: int = 3, iters: int = 10,
                in_chans: int = 3, warmup_s: Optional[float] = None) -> dict:
-    """Images per second of eval forward passes under no_grad. Each timed iteration is synchronised on CUDA
-    (not just once after the loop), so every number is a completed pass; the median is reported with the
-    spread (min and max) and the settings used. Warm-up runs ``warmup`` passes and at least ``warmup_s``
-    seconds (default: ``default_warmup_s``): a GPU that was idle needs a second or two of work
-    before its clocks settle, whatever the count."""
-    device = torch.device(device)
-    warmup_s = default_warmup_s(device) if warmup_s is None else warmup_s
-    model = model.to(device).eval()
-    images = torch.randn(batch, in_chans, resolution, resolution, device=device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    rates = []
-    with torch.no_grad(), _autocast(device, dtype):
-        warm_until, passes = time.perf_counter() + warmup_s, 0
-        while passes < warmup or time.perf_counter() < warm_until:
-            model(images)
-            passes += 1
-        for _ in range(iters):
-            _sync(device)
-            start = time.perf_counter()
-            model(images)
-            _sync(device)
-            rates.append(batch / (time.perf_counter() - start))
-    return {"throughput_img_s": statistics.median(rates), "throughput_min": min(rates),
-            "throughput_max": max(rates), "batch": batch, "resolution": resolution, "device": str(device),
-            "dtype": dtype, "channels_last": channels_last, "iters": iters,
-            "threads": torch.get_num_threads(), "warmup_passes": passes, "warmup_s": warmup_s}
+    """Images per second of eval forward passes under no_grad, for one model: ``iters`` synchronised passes after a
+    warm-up of ``warmup`` passes and at least ``warmup_s`` seconds (default: ``default_warmup_s``); the median with
+    its 95% interval (NaN with fewer than 6 passes), the spread (min and max) and the settings used. Several models
+    to compare are timed together in interleaved rounds: ablate.timing.interleaved_throughput, which this calls
+    with one model and one pass per round."""
+    settings = ThroughputConfig(batch=batch, passes=1, warmup=warmup, min_rounds=iters, max_rounds=iters)
+    timings = interleaved_throughput({"model": model}, settings, resolution, device=device, dtype=dtype,
+                                     channels_last=channels_last, in_chans=in_chans, warmup_s=warmup_s)
+    timed = timings.models["model"]
+    return {"throughput_img_s": timed.speed.median, "throughput_lo": timed.speed.low,
+            "throughput_hi": timed.speed.high, "throughput_min": min(timed.rates),
+            "throughput_max": max(timed.rates), "batch": batch, "resolution": resolution, "device": str(device),
+            "dtype": dtype, "channels_last": channels_last, "iters": iters, "threads": torch.get_num_threads(),
+            "warmup_passes": timings.warmup_passes,
+            "warmup_s": default_warmup_s(device) if warmup_s is None else warmup_s}
 
 
 def peak_memory(model: torch.nn.Module, batch: int = 64, resolution: int = 224, device="cpu",
@@ -161,7 +125,7 @@ def peak_memory(model: torch.nn.Module, batch: int = 64, resolution: int = 224, 
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     context = contextlib.nullcontext() if training else torch.no_grad()
-    with context, _autocast(device, dtype):
+    with context, autocast(device, dtype):
         out = model(images)
         if training:
             out.float().sum().backward()

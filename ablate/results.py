@@ -117,11 +117,18 @@ class ResultRow(TrialResult):
     knobs: Optional[str] = NO_KNOBS          # the design's mixer knobs as sorted JSON (Design.knobs_json)
     macs_total: Optional[float] = None
     macs_scan: Optional[float] = None
+    # img/s: the median over the throughput phase's interleaved rounds, with its confidence interval (ablate/timing.py)
     throughput_img_s: Optional[float] = None
+    throughput_lo: Optional[float] = None
+    throughput_hi: Optional[float] = None
+    throughput_rounds: Optional[int] = None
+    throughput_stop: Optional[str] = None    # why the rounds ended: intervals narrow, time cap, round cap
     throughput_batch: Optional[int] = None
     throughput_device: Optional[str] = None
     throughput_dtype: Optional[str] = None
-    peak_mem_mb: Optional[float] = None
+    peak_mem_mb: Optional[float] = None      # CUDA only: the median over the rounds, with its interval
+    peak_mem_lo: Optional[float] = None
+    peak_mem_hi: Optional[float] = None
     torch_version: Optional[str] = None
     device: Optional[str] = None
     host: Optional[str] = None

@@ -13,8 +13,8 @@ import argparse
 import torch
 
 import ablate
-from ablate.measure import (AUTOCAST_DTYPES, CUDA_WARMUP_S, count_macs, count_params, default_warmup_s, peak_memory,
-                            throughput)
+from ablate.measure import count_macs, count_params, peak_memory, throughput
+from ablate.timing import AUTOCAST_DTYPES, CUDA_WARMUP_S, default_warmup_s
 from ablate.ops import BACKENDS, resolve_backend, set_default_backend
 from ablate.build import proxy_model
 from ablate.proxy import ProxyConfig

@@ -175,7 +175,7 @@ def test_pareto_figure_has_a_point_per_design_and_marks_the_front(tmp_path):
     assert len(summary) == 5 and summary["metric_mean"].isna().sum() == 1     # all Mamba: failed, not plotted
     figure = pareto_figure(summary, "throughput", reference=True)
     offsets = {c.get_gid(): len(c.get_offsets()) for c in figure.axes[0].collections if c.get_gid()}
-    assert offsets == {"designs": 4, "front": 2}
+    assert offsets == {"designs": 4, "front": 2, "tied": 0}
     assert any(line.get_gid() == "reference-MambaVision" for line in figure.axes[1].lines)
 
 

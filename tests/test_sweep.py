@@ -23,11 +23,17 @@ def test_smoke_sweep_writes_one_row_per_trial(smoke_run):
     assert set(rows["spec"]) == {"C|CCC|MMMMTTTT|MMTT", "C|CCC|MMMMMMTT|MMMT"}
     assert (rows["params"] > 0).all() and (rows["macs_total"] > rows["macs_scan"]).all()
     assert (rows["throughput_img_s"] > 0).all() and (rows["epochs_done"] == 2).all()
+    # both designs timed together in interleaved rounds, each with its interval (smoke caps the rounds at 1 s)
+    assert ((rows["throughput_lo"] <= rows["throughput_img_s"]) & (rows["throughput_img_s"] <= rows["throughput_hi"])).all()
+    assert (rows["throughput_rounds"] >= 6).all() and rows["throughput_rounds"].nunique() == 1
+    assert set(rows["throughput_stop"]) <= {"intervals narrow", "time cap"}
+    assert "throughput: 2 designs at 32px" in done.stdout
     assert (tmp_path / "runs" / "s" / "results.csv").is_file()
     assert "| last N/2 (default) |" in done.stdout and "[s] 2/2 done" in done.stdout
     report = tmp_path / "runs" / "s" / "report"
     assert f"report: {report / 'report.md'}" in done.stdout
     assert (report / "pareto_throughput.png").is_file() and "Kendall tau-b" in (report / "report.md").read_text()
+    assert "## Throughput noise" in (report / "report.md").read_text()
     session, = json.loads((tmp_path / "runs" / "s" / "sessions.json").read_text())
     assert session["command"].endswith("space=placement smoke=true name=s seeds=1 tracking=tensorboard,mlflow")
     assert (session["trials_before"], session["trials_after"]) == (0, 2) and session["wall_s"] > 0

@@ -30,28 +30,32 @@ def save(figure, stem: Path) -> list:
 
 
 def pareto_figure(summary, objective: str, reference: bool = False):
-    """Mean primary metric (error bar: std over seeds) against one cost; the front drawn and its points filled.
+    """Mean primary metric against one cost, each with its interval as an error bar (the metric's 95% t-interval over
+    seeds; the cost's where it is measured, as throughput is); the front drawn and its points filled, the designs
+    tied with it (intervals overlapping on both axes) drawn as half-filled.
 
     reference=True adds the published ImageNet numbers in a panel of their own, never on the proxy's axes.
     """
     cost = OBJECTIVES[objective]
-    data, on_front = front_of(summary, cost)
+    points = front_of(summary, cost)
+    data, on_front, tied = points.data, points.on_front, points.tied
     x, y = data[cost.column].to_numpy(float) / cost.unit, data["metric_mean"].to_numpy(float)
     panels = 2 if reference else 1
     figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 5.2), squeeze=False)
     ax = axes[0, 0]
-    xerr = data[cost.spread].fillna(0).to_numpy(float) / cost.unit if cost.spread else None
-    std = data["metric_std"].fillna(0).to_numpy(float)
-    yerr = [y - np.clip(y - std, *PRIMARY.bounds), np.clip(y + std, *PRIMARY.bounds) - y]  # ends where the metric does
+    xerr = _error_bar(data, cost.interval, x, cost.unit) if cost.interval else None
+    yerr = _error_bar(data, ("metric_low", "metric_high"), y, 1.0)
     ax.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="none", ecolor="0.6", capsize=3, zorder=1)
     ax.scatter(x, y, s=36, facecolors="white", edgecolors="0.35", zorder=2, gid="designs")
+    ax.scatter(x[tied], y[tied], s=60, facecolors="white", edgecolors="tab:red", linewidths=1.5, zorder=3, gid="tied",
+               label="tied with the front (intervals overlap)")
     ax.scatter(x[on_front], y[on_front], s=60, color="tab:red", zorder=3, gid="front", label="Pareto front")
     order = np.argsort(x[on_front])
     ax.plot(x[on_front][order], y[on_front][order], color="tab:red", lw=1.2, zorder=2)
     label_points(ax, x, y, list(data["design"]))
     ax.set_xlabel(cost.axis_label + (" (higher is better)" if cost.direction == "max" else " (lower is better)"))
     better = "higher" if PRIMARY.higher_is_better else "lower"
-    ax.set_ylabel(f"{PRIMARY.label} (mean over seeds, ± std; {better} is better)")
+    ax.set_ylabel(f"{PRIMARY.label} (mean over seeds, 95% t-interval; {better} is better)")
     ax.set_title(f"proxy: {PRIMARY.label} vs {objective}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -59,6 +63,12 @@ def pareto_figure(summary, objective: str, reference: bool = False):
         reference_panel(axes[0, 1], "params" if objective == "params" else "throughput")
     figure.tight_layout()
     return figure
+
+
+def _error_bar(data, columns, values, unit: float):
+    """[below, above] for errorbar from the interval's columns; none where a design has no interval."""
+    low, high = (data[c].to_numpy(float) / unit for c in columns)
+    return [np.nan_to_num(values - low), np.nan_to_num(high - values)]
 
 
 def label_points(ax, x, y, names):

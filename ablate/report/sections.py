@@ -15,6 +15,7 @@ from .conclusions_section import conclusions_markdown
 from .decisive_section import decisiveness_markdown, decisiveness_of
 from .pareto import OBJECTIVES, Front, fronts
 from .reproduction import reproduction
+from .speed import ThroughputNoise, throughput_noise
 from .reproduction_section import reproduction_markdown, unregistered_markdown
 from .stats import NoiseFloor, noise_floor
 from .table import markdown_table, seed_scores
@@ -24,7 +25,8 @@ NO_SPACE = "?"             # a results table without a space column: nothing to 
 DESIGNS = (f"Sorted by the mean {PRIMARY.label}, best first (the primary metric; a late mean averages the evaluations "
            "over the last quarter of training). The interval is a t-interval over seeds, cut to the metric's range; "
            "MACs are multiply-adds per image with the selective scan counted (and without it); img/s is measured "
-           "after training, one design at a time (see the header for the device).")
+           "after training, the designs timed together in interleaved rounds: the median over the rounds with its "
+           "95% interval (see the header for the device, and Throughput noise below).")
 
 
 def report_markdown(run_dir: Path, frame, summary, out: Path, found: Optional[Conclusions] = None) -> str:
@@ -35,7 +37,7 @@ def report_markdown(run_dir: Path, frame, summary, out: Path, found: Optional[Co
     seeds = seed_scores(frame)
     sections = [header_markdown(run_dir, frame, space), *top, *tracking_markdown(run_dir), "## Designs", "",
                 DESIGNS, "", markdown_table(summary), "", fronts_markdown(fronts(summary)),
-                noise_markdown(noise_floor(seeds)), *_paper_sections(space, frame, seeds),
+                throughput_noise_markdown(throughput_noise(summary, frame)), noise_markdown(noise_floor(seeds)), *_paper_sections(space, frame, seeds),
                 audit_markdown(audits_of(run_dir, frame, found), out), attribution_markdown(attribution_of(frame), out),
                 problems_markdown(frame), *figures_markdown()]
     return "\n".join(sections)
@@ -113,10 +115,36 @@ def _int(value):
 
 def fronts_markdown(found: Sequence[Front]) -> str:
     lines = ["## Pareto fronts", "", f"Non-dominated designs (mean {PRIMARY.label} and the cost, each in its better "
-             "direction). The fronts are computed on means: two designs whose values differ by less than the "
-             "seed-noise floor below are not separated by this run, whichever of them the front keeps.", ""]
+             f"direction). Two designs whose intervals overlap on both axes (the {PRIMARY.label}'s 95% t-interval "
+             "over seeds, and the throughput's 95% interval; MACs and params are exact) are tied: neither dominates "
+             "the other, and a design that only designs tied with it dominate is listed as tied with the front "
+             "rather than left off it.", ""]
     for front in found:
-        lines.append(f"- {PRIMARY.label} vs {front.objective}: {', '.join(front.designs) or 'none measured'}")
+        ties = "; ".join(f"{tie.design} (with {', '.join(tie.front)})" for tie in front.ties)
+        lines.append(f"- {PRIMARY.label} vs {front.objective}: {', '.join(front.designs) or 'none measured'}"
+                     + (f"; tied with the front: {ties}" if ties else ""))
+    return "\n".join(lines + [""])
+
+
+def throughput_noise_markdown(noise: ThroughputNoise) -> str:
+    """How wide the throughput intervals came out, and how far apart equal-cost designs did: the measured floor."""
+    if not noise.timed:
+        return ("## Throughput noise\n\nNo design has a throughput interval (a table from before the interleaved "
+                "rounds: each design was timed once), so differences in img/s are not known to be real.\n")
+    rounds = "-".join(str(r) for r in (noise.rounds[0], noise.rounds[-1]) if r) if noise.rounds else "?"
+    low, middle, high = noise.widths
+    lines = ["## Throughput noise", "",
+             f"{noise.timed} designs timed in {rounds} interleaved rounds (stopped: {', '.join(noise.stops) or '?'}); "
+             f"each one's 95% interval is ±{low:.1%} to ±{high:.1%} of its median (median ±{middle:.1%}).", ""]
+    if not noise.groups:
+        lines.append("No two designs do the same work (equal params and MACs), so this run has no measured floor; "
+                     "the intervals alone say which speeds it separates.")
+    for group in noise.groups:
+        verdict = ("their intervals overlap pairwise" if not group.separated else
+                   "intervals separated for " + ", ".join(f"{a} / {b}" for a, b in group.separated))
+        lines.append(f"- {len(group.designs)} designs with {group.params:,.0f} params and {group.macs / 1e6:.1f} "
+                     f"MMACs ({', '.join(group.designs)}) came out at {group.slowest:.0f}-{group.fastest:.0f} img/s, "
+                     f"{group.ratio:.2f}x apart: the floor below which img/s differences are noise here; {verdict}.")
     return "\n".join(lines + [""])
 
 

@@ -79,7 +79,8 @@ def design_summary(frame: pd.DataFrame) -> pd.DataFrame:
         values = trained[PRIMARY.column].astype(float).to_numpy()
         mean, (low, high) = t_interval(values) if len(values) else (math.nan, (math.nan, math.nan))
         low, high = max(low, PRIMARY.bounds[0]), min(high, PRIMARY.bounds[1])      # it ends where the metric does
-        speed = trained["throughput_img_s"].astype(float).dropna()
+        timed = trained.dropna(subset=["throughput_img_s"])      # every row of a design holds its design's timing
+        speed = timed.iloc[0] if len(timed) else None
         first = group.iloc[0]
         macs_total, macs_scan = _number(first["macs_total"]), _number(first["macs_scan"])
         rows.append({
@@ -88,14 +89,20 @@ def design_summary(frame: pd.DataFrame) -> pd.DataFrame:
             "metric_std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
             "metric_low": low, "metric_high": high, "params": _number(first["params"]),
             "macs_total": macs_total, "macs_scan": macs_scan, "macs_no_scan": macs_total - macs_scan,
-            "throughput": float(speed.mean()) if len(speed) else math.nan,
-            "throughput_std": float(speed.std(ddof=1)) if len(speed) > 1 else 0.0,
+            **_throughput(speed),
             "epochs": int(trained["epochs_done"].max()) if len(trained) else 0,
             **{status: int((group["status"] == status).sum()) for status in STATUSES},
         })
     summary = pd.DataFrame(rows)
     best_first = summary.sort_values("metric_mean", ascending=not PRIMARY.higher_is_better, na_position="last")
     return best_first.reset_index(drop=True)
+
+
+def _throughput(row) -> dict:
+    """A design's img/s (the median over the throughput phase's rounds), its interval and the rounds run."""
+    columns = {"throughput": "throughput_img_s", "throughput_low": "throughput_lo", "throughput_high": "throughput_hi",
+               "throughput_rounds": "throughput_rounds"}
+    return {name: math.nan if row is None else _number(row[column]) for name, column in columns.items()}
 
 
 def _number(value) -> float:
@@ -107,19 +114,26 @@ def fmt(value, spec: str = ".3f") -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
+def speed_text(row) -> str:
+    """img/s with its interval where it has one: "540 [521, 560]"."""
+    if math.isnan(row["throughput_low"]) or math.isnan(row["throughput_high"]):
+        return fmt(row["throughput"], ".0f")
+    return f"{row['throughput']:.0f} [{row['throughput_low']:.0f}, {row['throughput_high']:.0f}]"
+
+
 def _status_counts(row) -> str:
     return ", ".join(f"{row[s]} {s}" for s in STATUSES if row[s])
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
     lines = [f"| design | spec | seeds | {PRIMARY.label}: mean ± std | 95% interval | params | MMACs | MMACs no scan | "
-             "img/s | trials |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "img/s [95% interval] | trials |", "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
         lines.append(
             f"| {r['design']} | `{r['spec'].replace('|', chr(92) + '|')}` | {r['seeds']} | {fmt(r['metric_mean'], '.3f')} ± "
             f"{fmt(r['metric_std'], '.3f')} | [{fmt(r['metric_low'], '.3f')}, {fmt(r['metric_high'], '.3f')}] | "
             f"{fmt(r['params'], ',.0f')} | {fmt(r['macs_total'] / 1e6, '.1f')} | "
-            f"{fmt(r['macs_no_scan'] / 1e6, '.1f')} | {fmt(r['throughput'], '.0f')} | {_status_counts(r)} |")
+            f"{fmt(r['macs_no_scan'] / 1e6, '.1f')} | {speed_text(r)} | {_status_counts(r)} |")
     return "\n".join(lines)
 
 

@@ -20,21 +20,18 @@ from ..sweep.resolutions import RESOLUTIONS_DIR, stage_sides
 from .decisive import Decisiveness, decisiveness
 from .decisive_section import metric_table
 from .figures import SEED_COLOURS, plt, save
-from .pareto import pareto_mask
+from .pareto import OBJECTIVES, Front, front, front_of
 from .stats import RungAgreement, paired_scores, rung_agreement, rung_verdict
 from .table import design_summary, fmt, has_results, load_results, oriented_scores, seed_scores
-
-DIRECTIONS = ["max", PRIMARY.direction]      # img/s, the primary metric
-
 
 @dataclasses.dataclass(frozen=True, eq=False)     # eq=False: data frames have no single truth value
 class SizeResult:
     """One size: its label (with stage 3's token count), its design table (best first), its decisiveness on the
-    primary metric and the designs on its front of the metric against img/s."""
+    primary metric and its front of the metric against img/s (with the designs tied with it)."""
     label: str
     summary: pd.DataFrame
     decisive: Decisiveness
-    front: Tuple[str, ...]
+    front: Front
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +64,13 @@ def fronts_figure(summaries: dict):
     """Accuracy against img/s, one colour per token count, each size's front drawn as a line."""
     figure, ax = plt.subplots(figsize=(7, 5))
     for colour, (label, summary) in zip(SEED_COLOURS, summaries.items()):
-        x, y = summary["throughput"].to_numpy(float), summary["metric_mean"].to_numpy(float)
+        points = front_of(summary, OBJECTIVES["throughput"])
+        x, y = points.data["throughput"].to_numpy(float), points.data["metric_mean"].to_numpy(float)
         ax.scatter(x, y, color=colour, label=label, alpha=0.8)
-        front = pareto_mask(np.column_stack([x, y]), DIRECTIONS)
-        order = np.argsort(x[front])
-        ax.plot(x[front][order], y[front][order], color=colour, linewidth=1.5)
-        for design, xi, yi in zip(summary["design"][front], x[front], y[front]):     # name the front's designs
+        on_front = points.on_front
+        order = np.argsort(x[on_front])
+        ax.plot(x[on_front][order], y[on_front][order], color=colour, linewidth=1.5)
+        for design, xi, yi in zip(points.data["design"][on_front], x[on_front], y[on_front]):   # name the front's
             ax.annotate(design, (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=6, color=colour)
     ax.set(xlabel="img/s at that size (this machine)", ylabel=PRIMARY.label, xscale="log",
            title="one front per token count")
@@ -98,9 +96,8 @@ def token_comparison(run_dir: Path, runs: List[Path], stem_stride: int) -> Token
 def _size(label: str, frame) -> SizeResult:
     """One size: its design table, its decisiveness and its front."""
     summary = design_summary(frame)
-    front = summary[pareto_mask(summary[["throughput", "metric_mean"]].to_numpy(float), DIRECTIONS)]
     return SizeResult(label, summary, decisiveness(PRIMARY.oriented(metric_table(frame, PRIMARY.column))),
-                      tuple(front["design"]))
+                      front(summary, "throughput"))
 
 
 def tokens_markdown(result: TokenComparison, out: Path) -> Tuple[str, str]:
@@ -132,7 +129,12 @@ def _size_row(size: SizeResult) -> str:
     return (f"| {size.label} | {summary['design'].iloc[0]} ({summary['metric_mean'].iloc[0]:.3f}) | "
             f"{fmt(anova.F, '.2f')} ({anova.df_design}, {anova.df_resid}), p {fmt(anova.p, '.2g')}, "
             f"share {fmt(anova.share, '.2f')} | {decisive.resolved} of {len(decisive.pairs)} | "
-            f"{', '.join(size.front)} |")
+            f"{_front_text(size.front)} |")
+
+
+def _front_text(found: Front) -> str:
+    ties = ", ".join(tie.design for tie in found.ties)
+    return ", ".join(found.designs) + (f" (tied with it: {ties})" if ties else "")
 
 
 def _pair_line(pair: SizePair) -> str:
