@@ -131,7 +131,7 @@ def throughput_noise_markdown(noise: ThroughputNoise) -> str:
     if not noise.timed:
         return ("## Throughput noise\n\nNo design has a throughput interval (a table from before the interleaved "
                 "rounds: each design was timed once), so differences in img/s are not known to be real.\n")
-    rounds = "-".join(str(r) for r in (noise.rounds[0], noise.rounds[-1]) if r) if noise.rounds else "?"
+    rounds = "-".join(str(r) for r in sorted({noise.rounds[0], noise.rounds[-1]})) if noise.rounds else "?"
     low, middle, high = noise.widths
     lines = ["## Throughput noise", "",
              f"{noise.timed} designs timed in {rounds} interleaved rounds (stopped: {', '.join(noise.stops) or '?'}); "

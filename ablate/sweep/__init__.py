@@ -9,7 +9,8 @@
   finished; resume=true runs only the (design, seed) pairs without a row, and a search resumes its Optuna study
   from the run directory. One driver per run (a lock). Ray's own experiment state is not used for resuming: the
   rows are the truth.
-- Throughput is measured after all training, in the driver, one design at a time (throughput.py).
+- Throughput is measured after all training, in the driver, the designs timed together in interleaved rounds
+  (throughput.py, ablate/timing.py).
 """
 from .planning import design_estimates, plan_markdown
 from .run import run_sweep
