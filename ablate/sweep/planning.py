@@ -63,7 +63,8 @@ def _wall_time_lines(cfg: SweepConfig, durations: List[float], size: DatasetSize
     return [f"- {len(durations)} trials to train, {slots} at once ({cfg.resources.cpus_per_trial:g} CPUs and "
             f"{cfg.resources.gpus_per_trial:g} GPUs per trial, {os.cpu_count()} CPUs here); "
             f"{sum(durations):,.0f} trial-seconds.",
-            f"- Estimated wall time of the training: **{wall / 60:.1f} min** (then the throughput phase and the "
-            f"report). Calibrated on this machine: one training step and one evaluation batch per design, scaled "
+            f"- Estimated wall time of the training: **{wall / 60:.1f} min** (then the throughput phase, whose "
+            f"timed rounds stop after {cfg.throughput.max_seconds:g} s at most once {cfg.throughput.min_rounds} have "
+            f"run, and the report). Calibrated on this machine: one training step and one evaluation batch per design, scaled "
             f"by {size.n_train // cfg.trainer.batch_size} steps per epoch x {cfg.trainer.epochs} epochs and the "
             f"evaluations." + correction + search + cluster]
