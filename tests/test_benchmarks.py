@@ -18,6 +18,8 @@ TINY_RUNS = {
     "data_memory.py": (["--trials", "1", "--steps", "1", "--n-train", "500"], "packed / reference, whole processes:"),
     "gpu_feed.py": (["--epochs", "1", "--n-train", "64", "--n-val", "16", "--batch-size", "16", "--first", "1",
                      "--out", "{tmp}/gpu_feed.json"], '"run": "32 px, host feed, basic"'),
+    "throughput_phase.py": (["--designs", "2", "--repeats", "1", "model.dim=8", "model.in_dim=8", "throughput.batch=4",
+                             "throughput.max_seconds=0.2"], "ratio rounds / sequential"),
     "plan.py": (["--runs-dir", "{tmp}/runs", "smoke=true", "seeds=1", "designs=[all conv]"],
                 "measured sweep wall time (sessions.json):"),
 }
