@@ -102,7 +102,7 @@ def _throughput(row) -> dict:
     """A design's img/s (the median over the throughput phase's rounds), its interval and the rounds run."""
     columns = {"throughput": "throughput_img_s", "throughput_low": "throughput_lo", "throughput_high": "throughput_hi",
                "throughput_rounds": "throughput_rounds"}
-    return {name: math.nan if row is None else _number(row[column]) for name, column in columns.items()}
+    return {name: math.nan if row is None else _number(row.get(column)) for name, column in columns.items()}
 
 
 def _number(value) -> float:
