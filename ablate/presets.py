@@ -2,7 +2,9 @@
 
 Nothing is downloaded: ``load_official`` takes a state dict (or a checkpoint dict) the user already has.
 """
+import argparse
 import dataclasses
+import pickle
 import re
 from typing import Dict, Optional, Tuple
 
@@ -95,6 +97,33 @@ def load_official(model: Backbone, state_dict: dict, strict: bool = True):
     return result
 
 
+# What a published checkpoint holds besides tensors, containers, numbers and strings: the training script's
+# arguments (timm's train.py saves them as an argparse.Namespace). Anything else is refused.
+CHECKPOINT_GLOBALS = (argparse.Namespace,)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be loaded safely: the message names the file and what it held."""
+
+
+def read_checkpoint(path) -> dict:
+    """A checkpoint file's contents, unpickled with torch's weights-only unpickler: tensors, containers, numbers,
+    strings and CHECKPOINT_GLOBALS only, so a crafted file cannot run code on the machine that reads it."""
+    try:
+        with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        allowed = {f"{g.__module__}.{g.__qualname__}" for g in CHECKPOINT_GLOBALS}
+        found = [name for name in torch.serialization.get_unsafe_globals_in_checkpoint(path) if name not in allowed]
+        if not found:
+            raise CheckpointError(f"{path}: not readable as weights: {str(error).strip().splitlines()[-1]}") from None
+        raise CheckpointError(
+            f"{path}: refused, not loaded: it holds {', '.join(found)} beside the weights, which a checkpoint does "
+            f"not need and which could run code when unpickled (allowed: tensors, containers, numbers, strings, "
+            f"{', '.join(sorted(allowed))})") from None
+
+
 def load_official_file(model: Backbone, path, strict: bool = True):
-    """``load_official`` from a local ``.pth.tar`` (as published; read on CPU, never downloaded)."""
-    return load_official(model, torch.load(path, map_location="cpu", weights_only=False), strict=strict)
+    """``load_official`` from a local ``.pth.tar`` (as published; read on CPU, never downloaded, never unpickling
+    anything but weights and the training arguments: read_checkpoint)."""
+    return load_official(model, read_checkpoint(path), strict=strict)

@@ -87,14 +87,46 @@ CIFAR10 = CifarLayout("cifar10", "CIFAR-10", tuple(f"data_batch_{i}" for i in ra
 CIFAR100 = CifarLayout("cifar100", "CIFAR-100", ("train",), "test", b"fine_labels", "meta", b"fine_label_names", 100)
 
 
+# What a CIFAR python batch holds besides dicts, lists, bytes and numbers: numpy arrays and scalars (pickled by numpy
+# 1.x as numpy.core.*, by numpy 2 as numpy._core.*), and the bytes of a Python 3 pickle of protocol 2 or lower
+# (_codecs.encode). The unpickler finds nothing else, so a crafted batch cannot run code on the machine (or the Ray
+# nodes) that read it.
+CIFAR_GLOBALS = frozenset((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                          for name in ("_reconstruct", "scalar")) | {("numpy", "ndarray"), ("numpy", "dtype"),
+                                                                     ("_codecs", "encode")}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in CIFAR_GLOBALS:
+            raise UnsafePickle(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+class UnsafePickle(pickle.UnpicklingError):
+    """A pickle that asks for a global the format never holds: its name is the message."""
+
+
+def _refused(layout: CifarLayout, path: Path, refused: UnsafePickle) -> DatasetError:
+    return DatasetError(f"{layout.name}: {path} refused, not loaded: it asks for {refused}, which a {layout.title} "
+                        f"python file never holds (only dicts, lists, bytes, numbers and numpy arrays) and which "
+                        f"could run code when unpickled")
+
+
+def _unpickle_cifar(path: Path):
+    with open(path, "rb") as f:
+        return _CifarUnpickler(f, encoding="bytes").load()
+
+
 def _read_cifar_batch(layout: CifarLayout, path: Path) -> Tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DatasetError(f"{layout.name}: {path} is missing; expected {layout.expected} in {path.parent}")
     try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+        batch = _unpickle_cifar(path)
         data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         labels = np.asarray(batch[layout.label_key], dtype=np.int64)
+    except UnsafePickle as refused:
+        raise _refused(layout, path, refused) from None
     except Exception as error:
         raise DatasetError(f"{layout.name}: {path} is not a {layout.title} python batch (a pickled dict "
                            f"with b'data' (N, 3072) uint8 and {layout.label_key!r}): "
@@ -105,12 +137,14 @@ def _read_cifar_batch(layout: CifarLayout, path: Path) -> Tuple[np.ndarray, np.n
 
 
 def _cifar_names(layout: CifarLayout, root: Path) -> List[str]:
-    """The class names from the meta file when it is there and readable; else the class numbers."""
+    """The class names from the meta file when it is there and readable; else the class numbers. A meta file that
+    asks for anything but the format's types is refused, not skipped."""
     try:
-        with open(root / layout.meta, "rb") as f:
-            names = [n.decode() for n in pickle.load(f, encoding="bytes")[layout.names_key]]
+        names = [n.decode() for n in _unpickle_cifar(root / layout.meta)[layout.names_key]]
         if len(names) == layout.classes:
             return names
+    except UnsafePickle as refused:
+        raise _refused(layout, root / layout.meta, refused) from None
     except Exception:
         pass
     return [str(i) for i in range(layout.classes)]
