@@ -1,7 +1,7 @@
 """One proxy training run: build the model from its spec at proxy scale, train briefly, evaluate each epoch.
 
-Independent of Ray: ``train_proxy(cfg, report)`` calls ``report(metrics)`` after every epoch, which is all
-a scheduler such as ASHA needs. It never raises for a failing trial: a diverging loss, a bad spec or an
+Independent of Ray: ``train_proxy(cfg, report)`` calls ``report(result, state)`` after every epoch, which is all a
+scheduler such as ASHA needs, with a TrainState to checkpoint; ``train_proxy(cfg, start=state)`` goes on from one. It never raises for a failing trial: a diverging loss, a bad spec or an
 unreadable dataset ends the run with status ``failed`` and the reason.
 """
 import copy
@@ -19,6 +19,7 @@ from .build import epoch_steps, make_dataset, make_model, resolve_device
 from .data import is_generated
 from .data.augment import make_augment
 from .data.feed import Feeder
+from .files import atomic_path
 from .ladder import Rung, check_budgets, ladder, lr_factor
 from .proxy import ProxyConfig, TrainerConfig
 from .results import FAILED, BudgetResult, TrialResult
@@ -74,6 +75,30 @@ def epoch_order(cfg: ProxyConfig, epoch: int, n: int) -> torch.Tensor:
 
 class Diverged(RuntimeError):
     pass
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Where a trial stands after an epoch: its weights, optimizer, random state and result so far. A trial started
+    from it (train_proxy's ``start``) ends as the uninterrupted trial does, bit for bit on a CPU: the data order and
+    the augmentation are functions of the seed and the step, so they need no state of their own."""
+    epochs_done: int
+    model: dict
+    optimizer: dict
+    rng: torch.Tensor
+    cuda_rng: Optional[List[torch.Tensor]]
+    result: dict                    # the TrialResult so far, as a dict
+    elapsed_s: float                # training seconds so far, so train_time_s counts the whole trial
+
+    def save(self, path) -> None:
+        """torch.save of its fields, atomically (a file half written by a killed process is never read)."""
+        with atomic_path(path) as temporary:
+            torch.save({field.name: getattr(self, field.name) for field in dataclasses.fields(self)}, temporary)
+
+    @classmethod
+    def load(cls, path) -> "TrainState":
+        """Read with the weights-only unpickler: a checkpoint holds tensors, containers, numbers and strings only."""
+        return cls(**torch.load(path, map_location="cpu", weights_only=True))
 
 
 def mixed_precision(on_cuda: bool):
@@ -140,6 +165,22 @@ class _Run:
     def autocast(self):
         return mixed_precision(self.on_cuda)
 
+    def state(self, result: TrialResult, epochs_done: int) -> TrainState:
+        """The trial after ``epochs_done`` epochs (references, not copies: save it before training goes on)."""
+        return TrainState(epochs_done, self.model.state_dict(), self.optimizer.state_dict(), torch.get_rng_state(),
+                          torch.cuda.get_rng_state_all() if self.on_cuda else None, dataclasses.asdict(result),
+                          time.perf_counter() - self.started)
+
+    def restore(self, state: TrainState) -> TrialResult:
+        """Go on from ``state``: its weights, optimizer and random state; returns its result so far."""
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng)
+        if self.on_cuda and state.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(state.cuda_rng)
+        self.started = time.perf_counter() - state.elapsed_s
+        return TrialResult(**state.result)
+
     def train(self, step: int, rung: Rung, x, y) -> float:
         """Optimizer step ``step`` (0-based) on the path to ``rung``."""
         t = self.cfg.trainer
@@ -196,10 +237,14 @@ def _start(cfg: ProxyConfig, data, started: float) -> _Run:
                 warmup_steps(t, steps_per_epoch), device.type == "cuda", started)
 
 
-def train_proxy(cfg: ProxyConfig, report: Optional[Callable[[TrialResult], None]] = None) -> TrialResult:
+Report = Callable[[TrialResult, TrainState], None]
+
+
+def train_proxy(cfg: ProxyConfig, report: Optional[Report] = None, start: Optional[TrainState] = None) -> TrialResult:
     """Train one proxy model along the budget ladder. After every epoch ``report`` gets a copy of the result so
-    far (ASHA reads it by epochs_done); the return value is the whole result, failed with the reason and the
-    epoch it happened in when something went wrong."""
+    far (ASHA reads it by epochs_done) and the TrainState to checkpoint; the return value is the whole result,
+    failed with the reason and the epoch it happened in when something went wrong. ``start``: a TrainState of this
+    trial to go on from (a trial resumed after its process was lost)."""
     t = cfg.trainer
     check_budgets(t.budgets, t.cooldown, t.decay)
     torch.set_num_threads(t.threads)
@@ -215,13 +260,19 @@ def train_proxy(cfg: ProxyConfig, report: Optional[Callable[[TrialResult], None]
         result.params = sum(p.numel() for p in run.model.parameters())
         rungs = trial_rungs(t, run.steps_per_epoch)
         digest = _digest(data)
+        first = 0
+        if start is not None:
+            result, first = run.restore(start), start.epochs_done
         for epoch in range(t.epochs):
             order = epoch_order(cfg, epoch, len(data.train))
             digest.update(order.numpy().tobytes())
+            if epoch < first:
+                continue                        # done before the checkpoint: only its order enters the digest
             epoch_loss = _train_epoch(run, rungs, order, epoch, result.history)
-            _record(result, epoch_loss, epoch + 1, rungs, time.perf_counter() - started)
+            _record(result, epoch_loss, epoch + 1, rungs, time.perf_counter() - run.started)
             if report is not None:
-                report(dataclasses.replace(result, history=list(result.history), budgets=list(result.budgets)))
+                report(dataclasses.replace(result, history=list(result.history), budgets=list(result.budgets)),
+                       run.state(result, epoch + 1))
         result.data_digest = digest.hexdigest()[:16]
     except Diverged as error:
         result.status, result.error = FAILED, f"diverged: {error}"
@@ -232,7 +283,7 @@ def train_proxy(cfg: ProxyConfig, report: Optional[Callable[[TrialResult], None]
     finally:
         if run is not None:
             run.train_feed.close()            # its prefetch thread, on every path
-    result.train_time_s = time.perf_counter() - started
+    result.train_time_s = time.perf_counter() - (run.started if run is not None else started)
     return result
 
 

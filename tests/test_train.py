@@ -20,7 +20,7 @@ def tiny(seed=0, **sections) -> ProxyConfig:
 
 def test_runs_reports_every_epoch_and_counts_params(tmp_path, monkeypatch):
     reports = []
-    result = train_proxy(tiny(), report=reports.append)
+    result = train_proxy(tiny(), report=lambda result, state: reports.append(result))
     assert result.status == "ok" and result.error is None
     assert [r.epochs_done for r in reports] == [1, 2] and result.epochs_done == 2
     assert 0.0 <= result.val_acc_final <= result.val_acc_best <= 1.0

@@ -114,5 +114,5 @@ def run_trial(config, base: ProxyConfig, budget: BudgetConfig):
     reason = measures.over(budget)
     if reason:
         return tune.report(tune_metrics(TrialResult(status=REJECTED_BUDGET, error=reason), measures, final=True))
-    result = train_proxy(proxy, report=lambda epoch: tune.report(tune_metrics(epoch, measures, final=False)))
+    result = train_proxy(proxy, report=lambda epoch, state: tune.report(tune_metrics(epoch, measures, final=False)))
     tune.report(tune_metrics(result, measures, final=True))
