@@ -46,6 +46,9 @@ class ResourcesConfig:
     # Ray custom resources each trial asks for, e.g. {big_node: 1} to run trials only on nodes started with
     # `ray start --resources='{"big_node": 4}'`.
     custom: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # times Tune restarts a trial, from its last epoch's checkpoint, after its worker process or node was lost (or
+    # CUDA ran out of memory on a shared GPU); a trial's own failure (diverged, bad spec, bad data) is never retried
+    max_retries: int = 2
 
 
 @dataclasses.dataclass
@@ -276,6 +279,7 @@ def _validate(cfg: SweepConfig):
         (cfg.search.num_samples >= 1, f"search.num_samples={cfg.search.num_samples}; need at least 1"),
         (cfg.resources.cpus_per_trial > 0, f"resources.cpus_per_trial={cfg.resources.cpus_per_trial}; must be > 0"),
         (cfg.resources.gpus_per_trial >= 0, f"resources.gpus_per_trial={cfg.resources.gpus_per_trial}; must be >= 0"),
+        (cfg.resources.max_retries >= 0, f"resources.max_retries={cfg.resources.max_retries}; need 0 or more"),
         (cfg.trainer.epochs >= 1, f"trainer.epochs={cfg.trainer.epochs}; need at least 1"),
         (cfg.data.augment in AUGMENTS, f"data.augment={cfg.data.augment!r}; valid: {', '.join(AUGMENTS)}"),
         (cfg.data.feed in FEEDS, f"data.feed={cfg.data.feed!r}; valid: {', '.join(FEEDS)}"),

@@ -55,6 +55,10 @@ OK, STOPPED_EARLY, FAILED, REJECTED_BUDGET = "ok", "stopped_early", "failed", "r
 STATUSES = (OK, STOPPED_EARLY, FAILED, REJECTED_BUDGET)
 TRAINED = (OK, STOPPED_EARLY)               # statuses whose row has a validation accuracy
 NO_KNOBS = "{}"                             # a design without mixer knobs, as its row holds them (sorted JSON)
+# How the error of a trial whose process or node was lost begins (Tune retried it resources.max_retries times): an
+# infrastructure fault, which resume=true trains again; a trial's own failure (a diverged loss, a spec that does not
+# build, unreadable data) is deterministic and ends in a failed row with its reason, never retried.
+CRASHED = "crashed: "
 
 
 @dataclasses.dataclass
@@ -95,6 +99,8 @@ class TrialResult:
     data_digest: Optional[str] = None        # the images, labels and order the trial saw
     # each budget of the ladder reached so far, smallest first; the last budget's metrics are also the fields above
     budgets: Optional[List[BudgetResult]] = dataclasses.field(default_factory=list)
+    # the epochs done at each checkpoint the trial went on from after its process was lost (empty: never lost)
+    resumed_from: Optional[List[int]] = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         # rows read back from JSON, Ray or a table carry the budgets as plain dicts
@@ -115,6 +121,7 @@ class ResultRow(TrialResult):
     space: Optional[str] = None
     pattern: Optional[str] = None            # the design's label in its space
     knobs: Optional[str] = NO_KNOBS          # the design's mixer knobs as sorted JSON (Design.knobs_json)
+    attempts: Optional[int] = 1              # the trial's runs: 1, plus one per retry after an infrastructure fault
     macs_total: Optional[float] = None
     macs_scan: Optional[float] = None
     # img/s: the median over the throughput phase's interleaved rounds, with its confidence interval (ablate/timing.py)
@@ -143,9 +150,14 @@ class ResultRow(TrialResult):
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @property
+    def crashed(self) -> bool:
+        """An infrastructure fault outlasted the retries: resume=true trains this trial again."""
+        return self.status == FAILED and (self.error or "").startswith(CRASHED)
+
 
 COLUMNS = [field.name for field in dataclasses.fields(ResultRow)]
-NESTED_COLUMNS = ("history", "budgets")     # lists, stored in the table as JSON
+NESTED_COLUMNS = ("history", "budgets", "resumed_from")     # lists, stored in the table as JSON
 
 
 def architecture_id(spec: str, knobs: str = NO_KNOBS) -> str:

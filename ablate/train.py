@@ -276,6 +276,8 @@ def train_proxy(cfg: ProxyConfig, report: Optional[Report] = None, start: Option
         result.data_digest = digest.hexdigest()[:16]
     except Diverged as error:
         result.status, result.error = FAILED, f"diverged: {error}"
+    except torch.cuda.OutOfMemoryError:
+        raise                   # a GPU shared by trials filled up: an infrastructure fault, retried from a checkpoint
     except Exception as error:  # a trial must end with a record, never a bare traceback
         where = traceback.extract_tb(error.__traceback__)[-1]
         result.status, result.error = FAILED, (f"{type(error).__name__} in epoch {epoch + 1}: {error} "

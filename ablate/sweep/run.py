@@ -152,7 +152,10 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> Dict[str, str]:
                                                  storage_path=str(sweep.store.run_dir / "ray"), verbose=0,
                                                  callbacks=[writer, *logger_callbacks(trackers)],
                                                  stop=StopOnFailure(writer), sync_config=tune.SyncConfig(
-                                                     sync_period=TUNE_SYNC_S)))
+                                                     sync_period=TUNE_SYNC_S),
+                                                 failure_config=tune.FailureConfig(
+                                                     max_failures=cfg.resources.max_retries),
+                                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     try:
         with tune_environment(trackers):
             tuner.fit()

@@ -49,7 +49,7 @@ def make_scheduler(cfg: SweepConfig, space: Space):
 def grid_plan(cfg: SweepConfig, space: Space, known: List[Design], done_rows: List[ResultRow]) -> SearchPlan:
     """Every (design, seed) without a row, slowest designs first."""
     from ray import tune
-    done = {row.trial_id for row in done_rows}
+    done = {row.trial_id for row in done_rows if not row.crashed}     # a crashed trial is trained again
     pending = [TrialDesign(d, seed) for d in sorted(known, key=lambda d: -expected_cost(d.spec, cfg))
                for seed in seed_range(cfg)]
     pending = [trial for trial in pending if trial.key not in done]

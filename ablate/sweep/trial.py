@@ -1,8 +1,12 @@
 """One trial: the config it trains (built from the sweep's config, which it never changes), its cost before
 training, and the Ray Tune trainable. The trainable runs on any node of a cluster: it reads nothing from the run
-directory (the driver decides what to train) and sends its whole result back in its reports."""
+directory (the driver decides what to train) and sends its whole result back in its reports, each epoch's with a
+checkpoint through Tune's API (so it reaches the driver's storage without a shared disk), from which Tune restarts
+the trial when its process or node is lost."""
 import dataclasses
 import json
+import tempfile
+from pathlib import Path
 from typing import NamedTuple, Optional
 
 from ..build import proxy_model
@@ -114,5 +118,29 @@ def run_trial(config, base: ProxyConfig, budget: BudgetConfig):
     reason = measures.over(budget)
     if reason:
         return tune.report(tune_metrics(TrialResult(status=REJECTED_BUDGET, error=reason), measures, final=True))
-    result = train_proxy(proxy, report=lambda epoch, state: tune.report(tune_metrics(epoch, measures, final=False)))
+    start = last_checkpoint()
+    if start is not None:
+        start.result["resumed_from"] = [*start.result.get("resumed_from", []), start.epochs_done]
+
+    def report(epoch, state):
+        with tempfile.TemporaryDirectory() as folder:      # Tune copies it into the run's storage, then it goes
+            state.save(Path(folder) / STATE_FILE)
+            tune.report(tune_metrics(epoch, measures, final=False), checkpoint=tune.Checkpoint.from_directory(folder))
+
+    result = train_proxy(proxy, report=report, start=start)
     tune.report(tune_metrics(result, measures, final=True))
+
+
+STATE_FILE = "train_state.pt"
+
+
+def last_checkpoint():
+    """The TrainState of this trial's last epoch when Tune restarted it after its process was lost, else None."""
+    from ray import tune
+
+    from ..train import TrainState
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return TrainState.load(Path(folder) / STATE_FILE)
