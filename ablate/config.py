@@ -120,9 +120,10 @@ class SweepConfig:
 
 # smoke=true: a tiny run for tests and a first look; seeds stay as given. One budget: the ladder's branches are
 # tested on their own (tests/test_ladder.py), and a smoke trial is mostly start-up already.
-# Its throughput phase is a check that the rounds run, not a measurement: a small batch and a one-second cap.
-SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8, "budgets": [1.0], "throughput_batch": 16,
-         "throughput_seconds": 1.0}
+# Its throughput phase is a check that the rounds run, not a measurement: a small batch, one warm-up pass and a cap of
+# half a second once the fewest rounds (6) have run.
+SMOKE = {"designs": 2, "epochs": 2, "n_train": 256, "n_val": 128, "dim": 8, "budgets": [1.0], "throughput_batch": 8,
+         "throughput_warmup": 1, "throughput_seconds": 0.5}
 
 
 def smoke_changes(cfg: SweepConfig) -> List[Tuple[str, object, object]]:
@@ -132,6 +133,7 @@ def smoke_changes(cfg: SweepConfig) -> List[Tuple[str, object, object]]:
                ("model.in_dim", cfg.model.in_dim, SMOKE["dim"]),
                ("trainer.budgets", cfg.trainer.budgets, SMOKE["budgets"]),
                ("throughput.batch", cfg.throughput.batch, SMOKE["throughput_batch"]),
+               ("throughput.warmup", cfg.throughput.warmup, SMOKE["throughput_warmup"]),
                ("throughput.max_seconds", cfg.throughput.max_seconds, SMOKE["throughput_seconds"])]
     if is_large(cfg.data.name):                 # smoke cuts generated sets, CIFAR, Tiny-ImageNet; not folders
         changes += [("data.options.n_train", cfg.data.options.get("n_train"), SMOKE["n_train"]),

@@ -17,10 +17,10 @@ from ablate.results import CRASHED, FAILED, ResultRow
 from ablate.space import get_space
 from ablate.train import train_proxy
 
-# one design, two epochs long enough (about half a second each) to be killed in the middle of the second
+# one design, two epochs long enough (about a second each) to be killed surely in the middle of the second
 SWEEP = ["space=placement", "designs=[all conv]", "seeds=1", "model.dim=8", "model.in_dim=8", "trainer.epochs=2",
-         "trainer.budgets=[1.0]", "data.options.n_train=1024", "data.options.n_val=128", "throughput.batch=16",
-         "throughput.max_seconds=1"]
+         "trainer.budgets=[1.0]", "data.options.n_train=1536", "data.options.n_val=64", "throughput.batch=8",
+         "throughput.warmup=1", "throughput.max_seconds=0.5"]
 
 
 def trial_workers() -> list:
@@ -45,6 +45,7 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint_and_ends_as_if_uni
         time.sleep(0.05)
         checkpoints = list(storage.glob("tune-*/*/checkpoint_*")) if storage.exists() else []
     assert checkpoints, "no checkpoint was written"
+    time.sleep(0.3)                 # the driver registers the checkpoint after the worker wrote it; epoch 2 goes on
     workers = trial_workers()
     assert len(workers) == 1
     os.kill(workers[0], signal.SIGKILL)                              # mid-epoch 2: epoch 1's checkpoint is the last

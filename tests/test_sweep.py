@@ -23,7 +23,7 @@ def test_smoke_sweep_writes_one_row_per_trial(smoke_run):
     assert set(rows["spec"]) == {"C|CCC|MMMMTTTT|MMTT", "C|CCC|MMMMMMTT|MMMT"}
     assert (rows["params"] > 0).all() and (rows["macs_total"] > rows["macs_scan"]).all()
     assert (rows["throughput_img_s"] > 0).all() and (rows["epochs_done"] == 2).all()
-    # both designs timed together in interleaved rounds, each with its interval (smoke caps the rounds at 1 s)
+    # both designs timed together in interleaved rounds, each with its interval (smoke caps the rounds at 0.5 s)
     assert ((rows["throughput_lo"] <= rows["throughput_img_s"]) & (rows["throughput_img_s"] <= rows["throughput_hi"])).all()
     assert (rows["throughput_rounds"] >= 6).all() and rows["throughput_rounds"].nunique() == 1
     assert set(rows["throughput_stop"]) <= {"intervals narrow", "time cap"}

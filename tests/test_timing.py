@@ -87,7 +87,7 @@ def test_two_instances_of_one_model_timed_as_two_designs_are_tied(tmp_path):
     proxy.model.dim = proxy.model.in_dim = 8
     torch.manual_seed(0)
     model = proxy_model(proxy)
-    settings = ThroughputConfig(batch=8, passes=2, min_rounds=8, max_seconds=3.0)
+    settings = ThroughputConfig(batch=8, passes=2, min_rounds=8, max_seconds=2.0)
     timings = interleaved_throughput({"one": model, "copy": copy.deepcopy(model)}, settings, resolution=32)
     one, twin = timings.models["one"].speed, timings.models["copy"].speed
     assert one.overlaps(twin), (one, twin)
