@@ -1,11 +1,5 @@
-"""A trial goes on from its last epoch's checkpoint and ends as the uninterrupted trial does, bit for bit on a CPU:
-from a checkpoint in this process, and after a real process training it was SIGKILLed mid-epoch."""
-import signal
-import subprocess
-import sys
-import textwrap
-import time
-
+"""A trial goes on from its last epoch's checkpoint and ends as the uninterrupted trial does, bit for bit on a CPU.
+(A Ray worker SIGKILLed mid-epoch and retried from its checkpoint: tests/test_faults.py.)"""
 import pytest
 import torch
 
@@ -55,29 +49,3 @@ def test_without_the_random_state_the_resumed_trial_differs(uninterrupted):
     state = TrainState.load(folder / "epoch1.pt")
     state.rng = torch.Generator().manual_seed(12345).get_state()
     assert comparable(train_proxy(ProxyConfig.from_dict(CONFIG), start=state)) != comparable(whole)
-
-
-TRAIN_AND_CHECKPOINT = textwrap.dedent("""
-    import sys
-    from ablate.proxy import ProxyConfig
-    from ablate.train import train_proxy
-    config, state_path = eval(sys.argv[1]), sys.argv[2]
-    train_proxy(ProxyConfig.from_dict(config), report=lambda result, state: state.save(state_path))
-""")
-
-
-def test_a_trial_whose_process_was_killed_mid_epoch_resumes_from_its_checkpoint(uninterrupted, tmp_path):
-    whole, _ = uninterrupted
-    state_path = tmp_path / "state.pt"
-    process = subprocess.Popen([sys.executable, "-c", TRAIN_AND_CHECKPOINT, repr(CONFIG), str(state_path)])
-    deadline = time.monotonic() + 120
-    while not state_path.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.02)
-    assert state_path.exists(), "the trial wrote no checkpoint"
-    time.sleep(0.05)                                              # into epoch 2
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL                      # killed, not finished
-    state = TrainState.load(state_path)
-    assert state.epochs_done == 1                                 # epoch 2 was under way: it is lost, nothing more
-    resumed = train_proxy(ProxyConfig.from_dict(CONFIG), start=state)
-    assert comparable(resumed) == comparable(whole)
