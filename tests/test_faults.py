@@ -88,3 +88,16 @@ def test_resume_trains_crashed_trials_again_and_leaves_deterministic_failures(tm
                                                     ("ok", None, False)])
 def test_which_rows_count_as_crashed(status, error, crashed):
     assert ResultRow(status=status, error=error).crashed is crashed
+
+
+def test_resume_says_which_failed_trials_it_trains_again(tmp_path, capsys):
+    from ablate.results import write_row
+    from ablate.sweep.run import prepare, resumable_rows
+    cfg = load_config(["space=placement", "smoke=true", "seeds=1", "resume=true", f"runs_dir={tmp_path}"])
+    sweep = prepare(cfg)
+    for key, error in (("a", f"{CRASHED}the actor died unexpectedly (after 2 retries)"), ("b", "diverged: nan"),
+                       ("c", None)):
+        write_row(sweep.store.run_dir, ResultRow(trial_id=key, status=FAILED if error else "ok", error=error))
+    assert len(resumable_rows(sweep)) == 3
+    assert ("resume=true: 1 trials that crashed (their process or node lost past the retries) are trained again; "
+            "1 that failed on their own (diverged, a bad spec or data) are left as they are") in capsys.readouterr().out

@@ -10,7 +10,7 @@ from ..calibration import concurrent_trials, record_correction, recorded_correct
 from ..config import SMOKE, SweepConfig, apply_smoke, describe_smoke, save_run_config
 from ..preflight import DatasetSize, PreflightError, check_dataset, check_designs, check_device
 from ..progress import Progress
-from ..results import ResultRow, fingerprint, log_session, write_table
+from ..results import FAILED, ResultRow, fingerprint, log_session, write_table
 from ..space import Design, Space, get_space
 from ..spec import SpecError, parse_spec
 from .planning import design_estimates, plan_markdown
@@ -116,6 +116,12 @@ def resumable_rows(sweep: Sweep) -> List[ResultRow]:
     if rows and not sweep.cfg.resume:
         raise SweepError(f"run {sweep.name!r} already has {len(rows)} finished trials in {sweep.store.run_dir}; "
                          f"add resume=true to finish it, or choose another name=")
+    crashed = sum(row.crashed for row in rows)
+    failed = sum(row.status == FAILED and not row.crashed for row in rows)
+    if crashed or failed:
+        print(f"resume=true: {crashed} trials that crashed (their process or node lost past the retries) are trained "
+              f"again; {failed} that failed on their own (diverged, a bad spec or data) are left as they are",
+              flush=True)
     return rows
 
 
