@@ -35,6 +35,17 @@ def trial_workers() -> list:
     return pids
 
 
+def wait_for_the_driver(experiment: str, deadline: float) -> None:
+    """Until Tune's driver has processed the trial's first report (so it holds the checkpoint that came with it):
+    its loggers write the report into result.json in the driver's staging folder of the experiment."""
+    staging = Path("/tmp/ray/session_latest/artifacts")
+    while time.monotonic() < deadline:
+        if any(p.stat().st_size for p in staging.glob(f"*/{experiment}/driver_artifacts/*/result.json")):
+            return
+        time.sleep(0.02)
+    raise AssertionError("the driver did not record the trial's first report")
+
+
 def test_a_killed_trial_worker_is_retried_from_its_checkpoint_and_ends_as_if_uninterrupted(tmp_path):
     env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     driver = subprocess.Popen([sys.executable, str(ROOT / "run_sweep.py"), f"runs_dir={tmp_path / 'runs'}", "name=f",
@@ -45,7 +56,7 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint_and_ends_as_if_uni
         time.sleep(0.05)
         checkpoints = list(storage.glob("tune-*/*/checkpoint_*")) if storage.exists() else []
     assert checkpoints, "no checkpoint was written"
-    time.sleep(0.3)                 # the driver registers the checkpoint after the worker wrote it; epoch 2 goes on
+    wait_for_the_driver(checkpoints[0].parent.parent.name, deadline)   # epoch 2 goes on meanwhile
     workers = trial_workers()
     assert len(workers) == 1
     os.kill(workers[0], signal.SIGKILL)                              # mid-epoch 2: epoch 1's checkpoint is the last
