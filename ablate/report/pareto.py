@@ -55,13 +55,12 @@ class Front:
     ties: Tuple[Tie, ...] = ()
 
 
-def pareto_mask(values, directions: Sequence[str], tied=None) -> np.ndarray:
+def pareto_mask(values, directions: Sequence[str]) -> np.ndarray:
     """True for each point that no other point dominates.
 
     values: (n, k), one column per objective; directions: "max" or "min" per column. A point dominates
     another when it is at least as good in every objective and strictly better in one, so duplicates do not
     dominate each other (both stay on the front). Points with a NaN objective are never on the front.
-    tied: an (n, n) boolean matrix of pairs that do not dominate each other (their intervals overlap), or None.
     """
     points = np.asarray(values, dtype=float)
     if points.ndim != 2 or points.shape[1] != len(directions):
@@ -72,11 +71,8 @@ def pareto_mask(values, directions: Sequence[str], tied=None) -> np.ndarray:
         raise ValueError(f"unknown directions {unknown}; valid: {sorted(DIRECTIONS)}")
     if len(points) == 0:
         return np.zeros(0, dtype=bool)
-    dominates = dominance(points, directions)
-    if tied is not None:
-        dominates &= ~np.asarray(tied, dtype=bool)
     valid = ~np.isnan(points).any(axis=1)
-    return valid & ~dominates.any(axis=0)
+    return valid & ~dominance(points, directions).any(axis=0)
 
 
 def dominance(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -123,9 +119,9 @@ def front_of(summary, objective: Objective) -> FrontPoints:
     metric_ends = _ends(data, METRIC_INTERVAL, values[:, 0])
     cost_ends = _ends(data, objective.interval, values[:, 1])
     tied_pairs = overlapping(*metric_ends) & overlapping(*cost_ends)
-    on_front = pareto_mask(values, directions)
-    kept = pareto_mask(values, directions, tied_pairs) & ~on_front
-    dominates = dominance(values, directions)
+    dominates = dominance(values, directions)                # no NaN here: the rows without a value were dropped
+    on_front = ~dominates.any(axis=0)
+    kept = ~(dominates & ~tied_pairs).any(axis=0) & ~on_front   # dominated only by designs tied with it
     names = list(data["design"])
     ties = tuple(Tie(names[j], tuple(names[i] for i in np.flatnonzero(on_front & dominates[:, j] & tied_pairs[:, j])))
                  for j in np.flatnonzero(kept))
