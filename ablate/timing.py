@@ -117,14 +117,16 @@ def default_warmup_s(device) -> float:
     return CUDA_WARMUP_S if torch.device(device).type == "cuda" else 0.0
 
 
-AUTOCAST_DTYPES = ("fp32", "fp16", "bf16")   # the dtypes timed and measured
+# the dtypes timed and measured, each with the torch dtype autocast runs in (named: no torch at import)
+AUTOCAST_DTYPES = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
 
 
 def autocast(device, dtype: str):
     """Autocast to ``dtype`` (fp16/bf16), or a no-op for fp32."""
     import torch
-    chosen = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-    return torch.autocast(torch.device(device).type, dtype=chosen, enabled=chosen is not None)
+    chosen = AUTOCAST_DTYPES[dtype]
+    return torch.autocast(torch.device(device).type, dtype=getattr(torch, chosen) if chosen else None,
+                          enabled=chosen is not None)
 
 
 def synchronize(device) -> None:
@@ -163,8 +165,8 @@ def interleaved_throughput(models: Mapping[str, "torch.nn.Module"], settings: Th
     with torch.no_grad(), autocast(device, dtype):
         warmup_passes = _warm_up(ready, images, settings.warmup,
                                  default_warmup_s(device) if warmup_s is None else warmup_s)
-        started, stop, done = time.perf_counter(), STOP_ROUNDS, 0
-        while done < settings.max_rounds:
+        started, stop, done = time.perf_counter(), None, 0
+        while stop is None:
             for key in rotated(list(ready), done):
                 seconds, peak = _timed_passes(ready[key], images, settings.passes, device)
                 rates[key].append(settings.batch * settings.passes / seconds)
@@ -172,17 +174,15 @@ def interleaved_throughput(models: Mapping[str, "torch.nn.Module"], settings: Th
                     peaks[key].append(peak)
             done += 1
             stop = _stop(rates, settings, done, time.perf_counter() - started)
-            if stop:
-                break
         seconds = time.perf_counter() - started
     timed = {key: Timed(tuple(rates[key]), median_interval(rates[key], settings.confidence),
                         median_interval(peaks[key], settings.confidence) if peaks[key] else None) for key in ready}
-    return Timings(timed, done, stop or STOP_ROUNDS, seconds, warmup_passes)
+    return Timings(timed, done, stop, seconds, warmup_passes)
 
 
 def _stop(rates: Dict[str, List[float]], settings: ThroughputConfig, done: int, elapsed: float) -> Optional[str]:
     """Why the rounds end after ``done`` of them, or None to go on."""
-    if done < settings.min_rounds:
+    if done < min(settings.min_rounds, settings.max_rounds):
         return None
     if all(median_interval(r, settings.confidence).half_width <= settings.target for r in rates.values()):
         return STOP_NARROW
