@@ -1,8 +1,9 @@
 """One proxy training run: build the model from its spec at proxy scale, train briefly, evaluate each epoch.
 
 Independent of Ray: ``train_proxy(cfg, report)`` calls ``report(result, state)`` after every epoch, which is all a
-scheduler such as ASHA needs, with a TrainState to checkpoint; ``train_proxy(cfg, start=state)`` goes on from one. It never raises for a failing trial: a diverging loss, a bad spec or an
-unreadable dataset ends the run with status ``failed`` and the reason.
+scheduler such as ASHA needs, with a TrainState to checkpoint; ``train_proxy(cfg, start=state)`` goes on from one.
+It never raises for a failing trial: a diverging loss, a bad spec or an unreadable dataset ends the run with status
+``failed`` and the reason (CUDA out of memory is raised: a fault of a shared GPU, which Tune retries).
 """
 import copy
 import dataclasses
@@ -165,19 +166,25 @@ class _Run:
     def autocast(self):
         return mixed_precision(self.on_cuda)
 
+    def rng_state(self):
+        """(the CPU generator's state, the CUDA generators' states or None)."""
+        return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if self.on_cuda else None)
+
+    def set_rng_state(self, cpu, cuda) -> None:
+        torch.set_rng_state(cpu)
+        if self.on_cuda and cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
     def state(self, result: TrialResult, epochs_done: int) -> TrainState:
         """The trial after ``epochs_done`` epochs (references, not copies: save it before training goes on)."""
-        return TrainState(epochs_done, self.model.state_dict(), self.optimizer.state_dict(), torch.get_rng_state(),
-                          torch.cuda.get_rng_state_all() if self.on_cuda else None, dataclasses.asdict(result),
-                          time.perf_counter() - self.started)
+        return TrainState(epochs_done, self.model.state_dict(), self.optimizer.state_dict(), *self.rng_state(),
+                          dataclasses.asdict(result), time.perf_counter() - self.started)
 
     def restore(self, state: TrainState) -> TrialResult:
         """Go on from ``state``: its weights, optimizer and random state; returns its result so far."""
         self.model.load_state_dict(state.model)
         self.optimizer.load_state_dict(state.optimizer)
-        torch.set_rng_state(state.rng)
-        if self.on_cuda and state.cuda_rng is not None:
-            torch.cuda.set_rng_state_all(state.cuda_rng)
+        self.set_rng_state(state.rng, state.cuda_rng)
         self.started = time.perf_counter() - state.elapsed_s
         return TrialResult(**state.result)
 
@@ -209,7 +216,7 @@ class _Run:
         """Train a copy of the trunk through ``rung``'s cooldown on the trunk's own batches, evaluate it, and
         put the trunk back as it was (weights, normalisation statistics, optimizer state, random state)."""
         saved = copy.deepcopy((self.model.state_dict(), self.optimizer.state_dict()))
-        rng = torch.get_rng_state(), (torch.cuda.get_rng_state_all() if self.on_cuda else None)
+        rng = self.rng_state()
         entries, losses = [], []
         for step in range(rung.start, rung.end):
             losses.append(self.train(step, rung, *self.batch_at(step)))
@@ -218,9 +225,7 @@ class _Run:
                 losses = []
         self.model.load_state_dict(saved[0])
         self.optimizer.load_state_dict(saved[1])
-        torch.set_rng_state(rng[0])
-        if rng[1] is not None:
-            torch.cuda.set_rng_state_all(rng[1])
+        self.set_rng_state(*rng)
         return entries
 
 

@@ -1,5 +1,8 @@
 """The driver's Tune callback: a row per trial as it ends (finished, stopped or crashed), and the progress line;
 and the stopper that ends the sweep when a row cannot be written."""
+import shutil
+from pathlib import Path
+
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
@@ -64,8 +67,6 @@ def trial_label(trial) -> str:
 
 def remove_checkpoints(trial) -> None:
     """Delete a trial's checkpoints in the run's Tune storage once its row is written."""
-    import shutil
-    from pathlib import Path
     folder = trial.path                 # the trial's folder in the run's storage, where Tune keeps its checkpoints
     if folder and Path(folder).is_dir():
         for checkpoint in Path(folder).glob("checkpoint_*"):
