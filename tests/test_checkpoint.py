@@ -1,5 +1,5 @@
 """A trial goes on from its last epoch's checkpoint and ends as the uninterrupted trial does, bit for bit on a CPU.
-(A Ray worker SIGKILLed mid-epoch and retried from its checkpoint: tests/test_faults.py.)"""
+(A Ray worker SIGKILLed and a node killed mid-epoch, retried from their checkpoints: tests/test_cluster.py.)"""
 import pytest
 import torch
 

@@ -132,6 +132,7 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> Dict[str, str]:
     from ray import tune
 
     from .callbacks import RowWriter, StopOnFailure
+    from .driver_disk import start_driver_disk
     from .search import grid_plan, optuna_plan
     from .tracking import logger_callbacks, make_trackers, trial_name, tune_environment
     from .trial import run_trial
@@ -143,6 +144,7 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> Dict[str, str]:
         return {}
     trackers = make_trackers(sweep)
     ray.init(address=cfg.ray.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    disk, filesystem = start_driver_disk()      # the handle keeps the actor alive until fit() returns
     trainable = tune.with_parameters(run_trial, base=cfg.trial_proxy(), budget=cfg.budget)
     trainable = tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial,
                                                 "gpu": cfg.resources.gpus_per_trial, **cfg.resources.custom})
@@ -155,7 +157,8 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> Dict[str, str]:
                                                    num_samples=plan.num_samples, reuse_actors=True,
                                                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
                        run_config=tune.RunConfig(name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
-                                                 storage_path=str(sweep.store.run_dir / "ray"), verbose=0,
+                                                 storage_path=str(sweep.store.run_dir / "ray"),
+                                                 storage_filesystem=filesystem, verbose=0,
                                                  callbacks=[writer, *logger_callbacks(trackers)],
                                                  stop=StopOnFailure(writer), sync_config=tune.SyncConfig(
                                                      sync_period=TUNE_SYNC_S),
