@@ -26,6 +26,10 @@ from .train import Diverged, make_optimizer, mixed_precision, train_step, trial_
 from .timing import synchronize
 
 RAY_START_S = 15.0          # Ray's start-up and shutdown around the trials, as seen in the default run's log
+# What a trial's process holds on its GPU besides its tensors (CUDA context and kernels), which the allocator's
+# figures do not count: an allowance, not measured here (no GPU has been lent to measure it with this code); the
+# gpu_feed report saw 3.3 GiB per process in all for the CIFAR-100 proxy.
+CUDA_CONTEXT_MB = 600
 _warmed_up = set()          # the devices this process has already run a training step on
 
 
@@ -75,32 +79,37 @@ def calibration_batch(proxy: ProxyConfig, device):
     return x, torch.randint(0, 2, (t.batch_size,), device=device)
 
 
-def calibrate(proxy: ProxyConfig) -> Dict[str, float]:
-    """Seconds of one training step and of evaluating one image, timed on this machine (after a warm-up step)."""
+def calibrate(proxy: ProxyConfig) -> Dict[str, Optional[float]]:
+    """Seconds of one training step and of evaluating one image, timed on this machine (after a warm-up step),
+    and on CUDA the training's peak memory (MiB the caching allocator reserved: the weights, the optimizer's
+    state and the step's activations)."""
     import torch
     t = proxy.trainer
     torch.set_num_threads(t.threads)
     device = resolve_device(t.device)
     model = proxy_model(proxy).to(device, memory_format=_memory_format(proxy))
     x, y = calibration_batch(proxy, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     # A process's first step pays one-off costs (thread pools, kernels); a later model's first step does not
     # (measured: within the step-to-step spread), so only the process's first calibration steps twice.
     times = timed_steps(model, make_optimizer(model, t), proxy, x, y, 1 if device.type in _warmed_up else 2)
     _warmed_up.add(device.type)
+    peak_mb = torch.cuda.max_memory_reserved(device) / 2 ** 20 if device.type == "cuda" else None
     model.eval()
     with torch.no_grad(), mixed_precision(device.type == "cuda"):
         start = time.perf_counter()
         model(x)
         synchronize(device)
         eval_s = (time.perf_counter() - start) / t.batch_size
-    return {"step_s": times[-1], "eval_s_per_image": eval_s}
+    return {"step_s": times[-1], "eval_s_per_image": eval_s, "peak_train_mb": peak_mb}
 
 
 def cached_calibration(proxy: ProxyConfig) -> Dict[str, float]:
     path = cache_dir() / "plan_calibration.json"
     cache = json.loads(path.read_text()) if path.is_file() else {}
     key = _calibration_key(proxy)
-    if key not in cache:
+    if "peak_train_mb" not in cache.get(key, {}):          # absent, or calibrated before peaks were recorded
         cache[key] = calibrate(proxy)
         write_atomic(path, json.dumps(cache))
     return cache[key]
@@ -122,6 +131,28 @@ def makespan(durations: List[float], slots: int) -> float:
     for duration in sorted(durations, reverse=True):
         heapq.heapreplace(finish, finish[0] + duration)
     return max(finish)
+
+
+def gpu_memory_misfit(peaks_mb: Dict[str, Optional[float]], gpus_per_trial: float, gpu_mb: float,
+                      gpu_name: str) -> str:
+    """Why the trials that share one GPU would not fit in its memory, or "" when they do. `peaks_mb`: each design's
+    calibrated peak training memory; Ray packs int(1 / gpus_per_trial) trials on a GPU, in the worst case all of
+    the design that needs the most, each with its process's CUDA context."""
+    known = {design: peak for design, peak in peaks_mb.items() if peak is not None}
+    if not known:
+        return ""
+    design = max(known, key=known.get)
+    per_trial = known[design] + CUDA_CONTEXT_MB
+    per_gpu = max(1, int(1 / gpus_per_trial + 1e-9))
+    if per_gpu * per_trial <= gpu_mb:
+        return ""
+    fits = int(gpu_mb // per_trial)
+    change = (f"raise resources.gpus_per_trial to {1 / fits:.3g} ({fits} per GPU fit) or lower trainer.batch_size"
+              if fits >= 1 else "lower trainer.batch_size or model.dim: one trial alone does not fit")
+    trials = f"{per_gpu} trial{'s' if per_gpu > 1 else ''}"
+    return (f"resources.gpus_per_trial={gpus_per_trial:g} puts {trials} on each GPU, and design {design!r} "
+            f"needs {per_gpu} x ({known[design]:,.0f} MiB peak in training + {CUDA_CONTEXT_MB} MiB CUDA context) = "
+            f"{per_gpu * per_trial:,.0f} MiB, over the {gpu_mb:,.0f} MiB of the {gpu_name}: {change}")
 
 
 def concurrent_trials(cfg) -> int:

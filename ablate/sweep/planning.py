@@ -4,12 +4,13 @@ import os
 from pathlib import Path
 from typing import Dict, List
 
-from ..calibration import (RAY_START_S, cached_calibration, concurrent_trials, makespan, recorded_correction,
-                           trial_seconds)
+from ..calibration import (RAY_START_S, cached_calibration, concurrent_trials, gpu_memory_misfit, makespan,
+                           recorded_correction, trial_seconds)
 from ..config import SweepConfig, seed_range
 from ..preflight import DatasetSize
 from ..results import ResultRow, trial_key
 from ..space import Design
+from .store import SweepError
 from .trial import expected_cost, static_measures
 
 
@@ -20,9 +21,23 @@ def design_estimates(cfg: SweepConfig, known: List[Design], size: DatasetSize) -
             for d in known}
 
 
+def check_gpu_memory(cfg: SweepConfig, designs: List[Design]) -> None:
+    """Refuse, before Ray starts, a sweep whose trials sharing a GPU would not fit in its memory (each design's
+    peak calibrated on this machine's GPU; with a cluster and no GPU here nothing is known, and nothing checked)."""
+    import torch
+    if cfg.trial_proxy().trainer.device != "cuda" or not torch.cuda.is_available():
+        return
+    base, gpu = cfg.trial_proxy(), torch.cuda.get_device_properties(0)
+    peaks = {d.pattern: cached_calibration(base.for_design(d))["peak_train_mb"] for d in designs}
+    misfit = gpu_memory_misfit(peaks, cfg.resources.gpus_per_trial, gpu.total_memory / 2 ** 20, gpu.name)
+    if misfit:
+        raise SweepError(misfit)
+
+
 def plan_markdown(cfg: SweepConfig, known: List[Design], size: DatasetSize, done_rows: List[ResultRow],
                   run_dir: Path) -> str:
     """What plan=true prints: every design with its cost, the trials to run, and the estimated wall time."""
+    check_gpu_memory(cfg, known)
     done = {row.trial_id for row in done_rows}
     estimates = design_estimates(cfg, known, size)
     seeds = seed_range(cfg) if cfg.search.algo == "grid" else range(1)
