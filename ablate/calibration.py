@@ -9,8 +9,10 @@ measured to its estimated trial time is kept per machine, concurrency and proxy,
 """
 import dataclasses
 import functools
+import gc
 import heapq
 import json
+import math
 import os
 import platform
 import time
@@ -89,7 +91,9 @@ def calibrate(proxy: ProxyConfig) -> Dict[str, Optional[float]]:
     device = resolve_device(t.device)
     model = proxy_model(proxy).to(device, memory_format=_memory_format(proxy))
     x, y = calibration_batch(proxy, device)
-    if device.type == "cuda":
+    if device.type == "cuda":               # from what this design holds, not what an earlier one left cached
+        gc.collect()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     # A process's first step pays one-off costs (thread pools, kernels); a later model's first step does not
     # (measured: within the step-to-step spread), so only the process's first calibration steps twice.
@@ -102,6 +106,10 @@ def calibrate(proxy: ProxyConfig) -> Dict[str, Optional[float]]:
         model(x)
         synchronize(device)
         eval_s = (time.perf_counter() - start) / t.batch_size
+    if device.type == "cuda":               # the trials, in other processes, get the GPU's memory back
+        del model, x, y
+        gc.collect()
+        torch.cuda.empty_cache()
     return {"step_s": times[-1], "eval_s_per_image": eval_s, "peak_train_mb": peak_mb}
 
 
@@ -147,8 +155,10 @@ def gpu_memory_misfit(peaks_mb: Dict[str, Optional[float]], gpus_per_trial: floa
     if per_gpu * per_trial <= gpu_mb:
         return ""
     fits = int(gpu_mb // per_trial)
-    change = (f"raise resources.gpus_per_trial to {1 / fits:.3g} ({fits} per GPU fit) or lower trainer.batch_size"
-              if fits >= 1 else "lower trainer.batch_size or model.dim: one trial alone does not fit")
+    change = "lower trainer.batch_size or model.dim: one trial alone does not fit"
+    if fits >= 1:
+        share = math.floor(1e4 / fits) / 1e4    # rounded down, so that Ray packs `fits` trials, not one fewer
+        change = f"raise resources.gpus_per_trial to {share:g} ({fits} per GPU fit) or lower trainer.batch_size"
     trials = f"{per_gpu} trial{'s' if per_gpu > 1 else ''}"
     return (f"resources.gpus_per_trial={gpus_per_trial:g} puts {trials} on each GPU, and design {design!r} "
             f"needs {per_gpu} x ({known[design]:,.0f} MiB peak in training + {CUDA_CONTEXT_MB} MiB CUDA context) = "

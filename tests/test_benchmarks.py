@@ -22,6 +22,8 @@ TINY_RUNS = {
                              "throughput.max_seconds=0.2"], "ratio rounds / sequential"),
     "plan.py": (["--runs-dir", "{tmp}/runs", "smoke=true", "seeds=1", "designs=[all conv]"],
                 "measured sweep wall time (sessions.json):"),
+    # it exits non-zero when the rows are not the trials launched, each once
+    "driver_load.py": (["--trials", "2", "--runs-dir", "{tmp}/runs"], "driver peak RSS MiB:"),
 }
 
 

@@ -49,7 +49,7 @@ def test_a_cpu_calibration_records_no_gpu_peak_and_an_old_cache_entry_is_calibra
 @pytest.mark.parametrize("peaks, share, gpu_mb, expected", [
     ({"a": 3000.0, "b": 10000.0, "cpu": None}, 0.25, 32768,
      "resources.gpus_per_trial=0.25 puts 4 trials on each GPU, and design 'b' needs 4 x (10,000 MiB peak in training "
-     "+ 600 MiB CUDA context) = 42,400 MiB, over the 32,768 MiB of the H: raise resources.gpus_per_trial to 0.333 "
+     "+ 600 MiB CUDA context) = 42,400 MiB, over the 32,768 MiB of the H: raise resources.gpus_per_trial to 0.3333 "
      "(3 per GPU fit) or lower trainer.batch_size"),
     ({"a": 3000.0, "b": 10000.0}, 0.5, 32768, ""),
     ({"a": 3000.0, "b": 10000.0}, 1 / 3, 32768, ""),            # 1/3 is three trials, not two

@@ -99,7 +99,10 @@ def descends_from(pid: int, ancestor: int) -> bool:
     while pid > 1:
         if pid == ancestor:
             return True
-        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except FileNotFoundError:                # it, or a parent on the way, has exited
+            return False
     return False
 
 
@@ -140,8 +143,11 @@ def test_a_lost_node_and_a_killed_worker_cost_their_trials_one_epoch_and_no_row(
     driver = subprocess.Popen([sys.executable, str(ROOT / "run_sweep.py"), f"runs_dir={tmp_path / 'runs'}", "name=f",
                                "resume=true", f"ray.address={address}", *SWEEP],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    faults = kill_each_trial_in_its_second_epoch(head, second, driver)
-    out, err = driver.communicate(timeout=300)
+    try:
+        faults = kill_each_trial_in_its_second_epoch(head, second, driver)
+        out, err = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
     assert driver.returncode == 0, err[-3000:]
     assert sorted(faults.values()) == ["node", "worker"]          # one trial on each node, each lost its own way
     assert out.count("its process was lost after epoch 1; retry 1 of 2, from its last checkpoint") == 2

@@ -3,13 +3,14 @@ the driver's node. A trial's checkpoint goes through Tune's checkpoint API into 
 when the nodes share no disk (Tune on its own would need cloud storage or NFS for that), and a trial that Tune
 restarts on another node after its node was lost reads its checkpoint back from there.
 
-Tune writes through a pyarrow filesystem; `storage_filesystem()` gives it one built on `DriverFileSystem`, an
-fsspec filesystem whose every operation is a call to the `DriverDisk` actor. Paths are the driver's own absolute
-paths, so what Tune stores is where it would be on a single machine."""
+Tune writes through a pyarrow filesystem; `start_driver_disk()` gives it one built on `DriverFileSystem`, an
+fsspec filesystem whose operations are calls to the `DriverDisk` actor from other nodes, and the same `DriverDisk`
+code run in-process on the driver's node (the driver itself and trials there: no round trip for Tune's frequent
+experiment-state syncs). Paths are the driver's own absolute paths, so what Tune stores is where it would be on a
+single machine."""
 import io
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import List, Optional
@@ -25,7 +26,10 @@ class DriverDisk:
 
     def ls(self, path: str) -> Optional[List[dict]]:
         folder = Path(path)
-        return [_info(child) for child in sorted(folder.iterdir())] if folder.is_dir() else None
+        if not folder.is_dir():
+            return None
+        found = [_info(child) for child in sorted(folder.iterdir()) if not child.name.startswith(PARTIAL)]
+        return [entry for entry in found if entry is not None]      # a file deleted while listed is left out
 
     def read(self, path: str) -> Optional[bytes]:
         file = Path(path)
@@ -35,10 +39,13 @@ class DriverDisk:
         """Atomic: a reader (or a node lost mid-write) never sees part of a file."""
         file = Path(path)
         file.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(partial, file)
+        partial = file.with_name(f"{PARTIAL}{uuid.uuid4().hex}-{file.name}")
+        try:
+            with open(partial, "xb") as out:        # the umask's permissions, as a plain write would have
+                out.write(data)
+            os.replace(partial, file)
+        finally:
+            partial.unlink(missing_ok=True)
 
     def mkdir(self, path: str, parents: bool) -> None:
         Path(path).mkdir(parents=parents, exist_ok=True)
@@ -60,28 +67,38 @@ class DriverDisk:
         self.write(destination, Path(source).read_bytes())
 
 
+PARTIAL = ".driver-disk-partial-"      # a file being written: not listed
+
+
 def _info(path: Path) -> Optional[dict]:
-    if not path.exists():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
         return None
     folder = path.is_dir()
-    return {"name": str(path), "size": 0 if folder else path.stat().st_size, "type": "directory" if folder else "file"}
+    return {"name": str(path), "size": 0 if folder else stat.st_size, "type": "directory" if folder else "file"}
 
 
 class DriverFileSystem(fsspec.AbstractFileSystem):
-    """fsspec's view of the driver's disk through the named `DriverDisk` actor. It pickles as its actor's name
-    (fsspec rebuilds it from its arguments), and each process looks the actor up the first time it needs it."""
+    """fsspec's view of the driver's disk: in-process on the driver's node, else through the named `DriverDisk`
+    actor. It pickles as its arguments (fsspec rebuilds it from them), and each process decides which way the first
+    time it needs the disk."""
     protocol = "ablate-driver"
+    root_marker = "/"
 
-    def __init__(self, actor_name: str, **kwargs):
+    def __init__(self, actor_name: str, driver_node: str, **kwargs):
         super().__init__(**kwargs)
-        self.actor_name = actor_name
-        self._actor = None
+        self.actor_name, self.driver_node = actor_name, driver_node
+        self._disk = None
 
     def _call(self, method: str, *args):
         import ray
-        if self._actor is None:
-            self._actor = ray.get_actor(self.actor_name)
-        return ray.get(getattr(self._actor, method).remote(*args))
+        if self._disk is None:
+            here = ray.get_runtime_context().get_node_id()
+            self._disk = DriverDisk() if here == self.driver_node else ray.get_actor(self.actor_name)
+        if isinstance(self._disk, DriverDisk):
+            return getattr(self._disk, method)(*args)
+        return ray.get(getattr(self._disk, method).remote(*args))
 
     def info(self, path, **kwargs):
         found = self._call("info", self._strip_protocol(path))
@@ -99,6 +116,8 @@ class DriverFileSystem(fsspec.AbstractFileSystem):
         self._call("mkdir", self._strip_protocol(path), create_parents)
 
     def makedirs(self, path, exist_ok=False):
+        if not exist_ok and self.exists(path):
+            raise FileExistsError(path)
         self._call("mkdir", self._strip_protocol(path), True)
 
     def rm(self, path, recursive=False, maxdepth=None):
@@ -134,9 +153,13 @@ class _Upload(io.BytesIO):
         self.fs, self.path = fs, path
 
     def close(self):
-        if not self.closed:
+        if not self.closed and not getattr(self, "abandoned", False):
             self.fs._call("write", self.path, self.getvalue())
         super().close()
+
+    def __del__(self):
+        self.abandoned = True       # dropped without close() (a copy that failed): its part is not written
+        super().__del__()
 
 
 def start_driver_disk():
@@ -145,8 +168,9 @@ def start_driver_disk():
     import pyarrow.fs
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-    name = f"ablate-driver-disk-{uuid.uuid4().hex[:12]}"
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    actor = ray.remote(DriverDisk).options(name=name, num_cpus=0, max_concurrency=8, scheduling_strategy=here).remote()
-    filesystem = pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(DriverFileSystem(name)))
+    name, node = f"ablate-driver-disk-{uuid.uuid4().hex[:12]}", ray.get_runtime_context().get_node_id()
+    here = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+    actor = ray.remote(DriverDisk).options(name=name, num_cpus=0, max_concurrency=8, scheduling_strategy=here,
+                                           max_restarts=-1, max_task_retries=-1).remote()
+    filesystem = pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(DriverFileSystem(name, node)))
     return actor, filesystem

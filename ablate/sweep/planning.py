@@ -28,7 +28,7 @@ def check_gpu_memory(cfg: SweepConfig, designs: List[Design]) -> None:
     if cfg.trial_proxy().trainer.device != "cuda" or not torch.cuda.is_available():
         return
     base, gpu = cfg.trial_proxy(), torch.cuda.get_device_properties(0)
-    peaks = {d.pattern: cached_calibration(base.for_design(d))["peak_train_mb"] for d in designs}
+    peaks = {f"{d.pattern} ({d.spec})": cached_calibration(base.for_design(d))["peak_train_mb"] for d in designs}
     misfit = gpu_memory_misfit(peaks, cfg.resources.gpus_per_trial, gpu.total_memory / 2 ** 20, gpu.name)
     if misfit:
         raise SweepError(misfit)

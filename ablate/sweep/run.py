@@ -164,8 +164,7 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> Dict[str, str]:
                                                  stop=StopOnFailure(writer), sync_config=tune.SyncConfig(
                                                      sync_period=TUNE_SYNC_S),
                                                  failure_config=tune.FailureConfig(
-                                                     max_failures=cfg.resources.max_retries),
-                                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+                                                     max_failures=cfg.resources.max_retries)))
     try:
         with tune_environment(trackers):
             tuner.fit()
