@@ -6,8 +6,9 @@
 Runs `run_sweep.py space=free smoke=true search.algo=random search.num_samples=N` in a subprocess (a fresh run
 under --runs-dir) and samples the driver's /proc every 0.2 s. Prints the trials launched and the rows written
 (each trial once), their statuses, the wall time of the whole sweep and of its training, the driver's peak resident
-memory (VmHWM) and CPU seconds, the peak memory of Ray's own head processes (gcs_server, raylet), and the overhead
-per trial: the slot-seconds of the training not spent inside the trials' train_proxy, divided by the trials.
+memory (VmHWM; and to the end of the training) and CPU seconds, the seconds of each phase (training, throughput, report),
+the peak memory of Ray's own head processes (gcs_server, raylet), and the overhead per trial: the slot-seconds of
+the training not spent inside the trials' train_proxy, divided by the trials.
 Nothing else should run on the machine meanwhile.
 """
 import argparse
@@ -52,21 +53,27 @@ def _ray_head_rss_kb(driver: int) -> int:
 
 
 class Sampler(threading.Thread):
-    """The driver's peak memory and CPU time, and its Ray head's peak memory, read every 0.2 s until it exits."""
+    """The driver's memory and CPU time, and its Ray head's memory, read every 0.2 s until it exits:
+    samples of (seconds since `start`, driver VmRSS kB, driver CPU s, Ray head RSS kB), and the driver's VmHWM."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, start: float):
         super().__init__(daemon=True)
-        self.pid, self.peak_kb, self.cpu_s, self.ray_peak_kb = pid, 0, 0.0, 0
+        self.pid, self.began, self.samples, self.peak_kb = pid, start, [], 0
 
     def run(self):
         while True:
             try:
                 self.peak_kb = max(self.peak_kb, _status_kb(self.pid, "VmHWM"))
-                self.cpu_s = _cpu_seconds(self.pid)
-                self.ray_peak_kb = max(self.ray_peak_kb, _ray_head_rss_kb(self.pid))
+                self.samples.append((time.monotonic() - self.began, _status_kb(self.pid, "VmRSS"),
+                                     _cpu_seconds(self.pid), _ray_head_rss_kb(self.pid)))
             except (OSError, ValueError, IndexError):
                 return                                  # the driver has exited
             time.sleep(0.2)
+
+    def until(self, seconds: float) -> tuple:
+        """(peak driver RSS MiB, driver CPU s) over the samples up to `seconds` after the start."""
+        taken = [sample for sample in self.samples if sample[0] <= seconds] or self.samples[:1]
+        return max(rss for _, rss, _, _ in taken) / 1024, taken[-1][2]
 
 
 def run_search(runs_dir: Path, trials: int, extra: list) -> dict:
@@ -75,41 +82,61 @@ def run_search(runs_dir: Path, trials: int, extra: list) -> dict:
                "smoke=true", "search.algo=random", f"search.num_samples={trials}", *extra]
     start = time.monotonic()
     driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sampler = Sampler(driver.pid)
+    sampler = Sampler(driver.pid, start)
     sampler.start()
     lines = [(time.monotonic() - start, line.rstrip("\n")) for line in driver.stdout]
     driver.wait()
     sampler.join(timeout=5)
     if driver.returncode != 0:
         raise SystemExit("run_sweep.py failed:\n" + "\n".join(line for _, line in lines[-60:]))
-    return {"command": " ".join(command[1:]), "wall_s": time.monotonic() - start, "lines": lines,
-            "driver_peak_mb": sampler.peak_kb / 1024, "driver_cpu_s": sampler.cpu_s,
-            "ray_head_peak_mb": sampler.ray_peak_kb / 1024}
+    return {"command": " ".join(command[1:]), "wall_s": time.monotonic() - start, "lines": lines, "sampler": sampler}
 
 
-def training_span(lines) -> tuple:
-    """(seconds from the progress line's start to its last line, the last progress line)."""
+def phase_ends(lines) -> dict:
+    """When each phase began and ended (seconds from the start), from the lines the driver printed: the training
+    (its first and last progress line), the throughput phase (its summary line) and the report (its path)."""
     progress = [(t, line) for t, line in lines if re.match(r"\[load\] \d+/\d+ done", line)]
     if not progress:
         raise SystemExit("the sweep printed no progress line")
-    return progress[-1][0] - progress[0][0], progress[-1][1]
+    ends = {"training start": progress[0][0], "training": progress[-1][0], "last progress": progress[-1][1],
+            "per minute": per_minute([t - progress[0][0] for t, _ in progress[1:-1]])}
+    for phase, prefix in (("throughput", "throughput: "), ("report", "report: ")):
+        ends[phase] = next((t for t, line in lines if line.startswith(prefix)), float("nan"))
+    return ends
+
+
+def per_minute(times: list) -> list:
+    """How many of the `times` (seconds) fall in each whole minute: trials ended per minute of the training. A
+    driver whose cost grows with the trials run shows here as a falling count."""
+    counts = [0] * (int(max(times, default=0) // 60) + 1)
+    for t in times:
+        counts[int(t // 60)] += 1
+    return counts
 
 
 def figures(result: dict, runs_dir: Path, slots: int) -> dict:
     import pandas as pd
     rows = pd.read_parquet(runs_dir / "load" / "results.parquet")
-    training_s, last = training_span(result["lines"])
-    launched = int(re.match(r"\[load\] (\d+)/", last).group(1))
+    ends, sampler = phase_ends(result["lines"]), result["sampler"]
+    training_s = ends["training"] - ends["training start"]
+    launched = int(re.match(r"\[load\] (\d+)/", ends["last progress"]).group(1))
     trained_s = float(rows["train_time_s"].fillna(0).sum())
+    training_rss, training_cpu = sampler.until(ends["training"])
     return {"trials launched": launched, "rows": len(rows), "rows unique": int(rows["trial_id"].nunique()),
             "statuses": rows["status"].value_counts().to_dict(), "attempts > 1": int((rows["attempts"] > 1).sum()),
             "sweep wall s": round(result["wall_s"], 1), "training wall s": round(training_s, 1),
+            "throughput phase s": round(ends["throughput"] - ends["training"], 1),
+            "report s": round(ends["report"] - ends["throughput"], 1),
+            "trials ended per minute": ends["per minute"],
             "trials' own train_proxy s": round(trained_s, 1), "slots": slots,
             "overhead per trial s": round((slots * training_s - trained_s) / max(1, launched), 3),
-            "driver peak RSS MiB": round(result["driver_peak_mb"], 1),
-            "driver CPU s": round(result["driver_cpu_s"], 1),
-            "driver CPU s per trial": round(result["driver_cpu_s"] / max(1, launched), 3),
-            "Ray head (gcs_server + raylet) peak RSS MiB": round(result["ray_head_peak_mb"], 1)}
+            "driver peak RSS MiB, to the end of training": round(training_rss, 1),
+            "driver peak RSS MiB": round(sampler.peak_kb / 1024, 1),
+            "driver CPU s, to the end of training": round(training_cpu, 1),
+            "driver CPU s per trial, training": round(training_cpu / max(1, launched), 3),
+            "driver CPU s": round(sampler.samples[-1][2], 1) if sampler.samples else 0.0,
+            "Ray head (gcs_server + raylet) peak RSS MiB": round(max((s[3] for s in sampler.samples), default=0) / 1024,
+                                                                 1)}
 
 
 def main(argv=None):
