@@ -91,7 +91,7 @@ def test_rejected_and_diverging_trials_are_recorded_and_reported(tmp_path):
     rejected, diverged = rows.loc["C|CCC|MMMMTTTT|MMTT"], rows.loc["C|CCC|MMMMMMTT|MMMT"]
     assert rejected["status"] == "rejected_budget" and rejected["epochs_done"] == 0
     assert "params 222,610 > budget.max_params 215,000" in rejected["error"]
-    assert diverged["status"] == "failed"
+    assert diverged["status"] == "failed" and diverged["attempts"] == 1 and "retry" not in done.stdout   # not retried
     assert re.match(r"diverged: loss is (nan|inf) at epoch 1, step \d+", diverged["error"])
     report = (tmp_path / "runs" / "d" / "report" / "report.md").read_text()
     assert "- failed: `C|CCC|MMMMMMTT|MMMT` seed 0: diverged: loss is" in report
