@@ -1,8 +1,10 @@
 """Running run_sweep.py as a user does, in a temporary directory: shared by the sweep tests and the smoke-run fixture
 (conftest.py). A helper module, imported by name, like official.py."""
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -37,3 +39,18 @@ def in_process(capsys, tmp_path, *overrides):
 
 def table(tmp_path, name):
     return pd.read_parquet(tmp_path / "runs" / name / "results.parquet")
+
+
+def first_reporting_worker(driver, storage: Path) -> int:
+    """The pid of the first trial whose first report Tune's driver has recorded: its loggers write the report into
+    result.json in the local Ray session's staging folder of this run's experiment (named as in the run's storage,
+    `runs/<name>/ray/tune-*`)."""
+    staging, deadline = Path("/tmp/ray/session_latest/artifacts"), time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        for experiment in storage.glob("tune-*"):
+            for result in staging.glob(f"*/{experiment.name}/driver_artifacts/*/result.json"):
+                first = result.read_text().split("\n", 1)
+                if len(first) == 2:
+                    return json.loads(first[0])["pid"]
+        time.sleep(0.02)
+    raise AssertionError("no trial reported")

@@ -9,9 +9,10 @@ import sys
 import time
 
 import pytest
-from sweep_cli import ROOT, sweep, table
+from sweep_cli import ROOT, first_reporting_worker, sweep, table
 
 from ablate.config import ConfigError, all_keys, load_config
+from ablate.results import CRASHED
 
 
 def test_smoke_sweep_writes_one_row_per_trial(smoke_run):
@@ -46,18 +47,22 @@ def test_smoke_sweep_writes_one_row_per_trial(smoke_run):
 
 
 def test_resume_after_a_real_kill_finishes_only_the_missing_trials(tmp_path):
+    """The first trial's worker is SIGKILLed with no retries allowed (a crashed row), then the driver is killed
+    mid-sweep; resume=true trains the crashed trial again and the missing one, and nothing else."""
     env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-    # one trial at a time (2 CPUs each): the kill lands after the first row, a whole trial before the second
-    overrides = ["space=mixer", "smoke=true", "name=k", "seeds=1", "resources.cpus_per_trial=2"]
+    # one trial at a time (2 CPUs each): the driver's kill lands after the first row, a whole trial before the second
+    overrides = ["space=mixer", "smoke=true", "name=k", "seeds=1", "resources.cpus_per_trial=2",
+                 "resources.max_retries=0"]
     args = [sys.executable, str(ROOT / "run_sweep.py"), f"runs_dir={tmp_path / 'runs'}", *overrides]
     driver = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     trials = tmp_path / "runs" / "k" / "trials"
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(trials.glob("*.json"))) < 1:
-        time.sleep(0.2)
-    os.killpg(driver.pid, signal.SIGSTOP)                    # alive, but frozen: a second driver is refused...
     try:
+        os.kill(first_reporting_worker(driver, trials.parent / "ray"), signal.SIGKILL)
+        deadline = time.time() + 240
+        while time.time() < deadline and len(list(trials.glob("*.json"))) < 1:
+            time.sleep(0.2)
+        os.killpg(driver.pid, signal.SIGSTOP)                # alive, but frozen: a second driver is refused...
         second = sweep(tmp_path, *overrides, "resume=true", timeout=120)
         assert second.returncode == 2, second.stderr[-2000:]
         lock = json.loads((trials.parent / "driver.lock").read_text())
@@ -67,18 +72,17 @@ def test_resume_after_a_real_kill_finishes_only_the_missing_trials(tmp_path):
     finally:
         os.killpg(driver.pid, signal.SIGKILL)                # ...then the driver and everything it started die
         driver.wait()
-    before = {p.name: p.read_text() for p in trials.glob("*.json")}
-    assert len(before) == 1, "the kill should land mid-sweep"
+    crashed, = [json.loads(p.read_text()) for p in trials.glob("*.json")]     # the kill landed mid-sweep
+    assert crashed["status"] == "failed" and crashed["error"].startswith(CRASHED)
+    assert crashed["error"].endswith("(after 0 retries)")
     lock = trials.parent / "driver.lock"
     assert json.loads(lock.read_text())["pid"] == driver.pid          # the killed driver's lock is left behind...
     resumed = sweep(tmp_path, *overrides, "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-2000:]            # ...and does not block resume=true
     assert not lock.exists()
+    assert "resume=true: 1 trials that crashed" in resumed.stdout and "[k] 2/2 done" in resumed.stdout
     rows = table(tmp_path, "k")
-    assert len(rows) == 2 and rows["trial_id"].is_unique                 # 2 designs x 1 seed, no duplicate
-    for name, text in before.items():                                      # finished trials were not re-run
-        old, new = json.loads(text), json.loads((trials / name).read_text())
-        assert old["train_time_s"] == new["train_time_s"] and old["val_acc_best"] == new["val_acc_best"]
+    assert len(rows) == 2 and rows["trial_id"].is_unique and set(rows["status"]) == {"ok"}   # no duplicate
 
 
 def test_rejected_and_diverging_trials_are_recorded_and_reported(tmp_path):

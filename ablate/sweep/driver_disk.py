@@ -86,7 +86,7 @@ class DriverFileSystem(fsspec.AbstractFileSystem):
     protocol = "ablate-driver"
     root_marker = "/"
 
-    def __init__(self, actor_name: str, driver_node: str, **kwargs):
+    def __init__(self, actor_name: Optional[str], driver_node: str, **kwargs):
         super().__init__(**kwargs)
         self.actor_name, self.driver_node = actor_name, driver_node
         self._disk = None
@@ -162,15 +162,18 @@ class _Upload(io.BytesIO):
         super().__del__()
 
 
-def start_driver_disk():
-    """The actor on the driver's node (no CPU taken from trials) and Tune's pyarrow filesystem that reaches it.
-    It lives as long as the driver's Ray job."""
+def start_driver_disk(cluster: bool):
+    """Tune's pyarrow filesystem on the driver's disk, and on a cluster the actor on the driver's node (no CPU
+    taken from trials) that trials on other nodes reach it through; it lives as long as the driver's Ray job. A
+    local Ray has no other node, and starts no actor (a process that would cost every sweep seconds of imports)."""
     import pyarrow.fs
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-    name, node = f"ablate-driver-disk-{uuid.uuid4().hex[:12]}", ray.get_runtime_context().get_node_id()
-    here = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-    actor = ray.remote(DriverDisk).options(name=name, num_cpus=0, max_concurrency=8, scheduling_strategy=here,
-                                           max_restarts=-1, max_task_retries=-1).remote()
+    node, actor, name = ray.get_runtime_context().get_node_id(), None, None
+    if cluster:
+        name = f"ablate-driver-disk-{uuid.uuid4().hex[:12]}"
+        here = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+        actor = ray.remote(DriverDisk).options(name=name, num_cpus=0, max_concurrency=8, scheduling_strategy=here,
+                                               max_restarts=-1, max_task_retries=-1).remote()
     filesystem = pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(DriverFileSystem(name, node)))
     return actor, filesystem

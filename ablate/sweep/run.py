@@ -145,7 +145,7 @@ def train(sweep: Sweep, done_rows: List[ResultRow]) -> Dict[str, str]:
         return {}
     trackers = make_trackers(sweep)
     ray.init(address=cfg.ray.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    disk, filesystem = start_driver_disk()      # the handle keeps the actor alive until fit() returns
+    disk, filesystem = start_driver_disk(cluster=cfg.ray.address is not None)   # the handle keeps it alive
     trainable = tune.with_parameters(run_trial, base=cfg.trial_proxy(), budget=cfg.budget)
     trainable = tune.with_resources(trainable, {"cpu": cfg.resources.cpus_per_trial,
                                                 "gpu": cfg.resources.gpus_per_trial, **cfg.resources.custom})
