@@ -106,19 +106,25 @@ def descends_from(pid: int, ancestor: int) -> bool:
     return False
 
 
+# Tune registers a report's checkpoint only after a second call to the trial's actor (its `save`), which follows
+# the report's loggers: a kill in between restarts the trial from scratch. Half a second covers that call; epoch 2
+# lasts over a second.
+REGISTERED_S = 0.5
+
+
 def kill_each_trial_in_its_second_epoch(head: Path, second: subprocess.Popen, driver: subprocess.Popen) -> dict:
-    """As soon as Tune's driver has recorded a trial's first report (so it holds the checkpoint that came with it;
-    its loggers write the report into result.json in the driver's staging folder), the trial's fault: the node
-    it runs on is killed when that is the second node, its worker process otherwise. Returns pid -> fault."""
-    staging, deadline, faults = head / "session_latest" / "artifacts", time.monotonic() + 240, {}
+    """Once Tune's driver has recorded a trial's first report (its loggers write it into result.json in the driver's
+    staging folder) and registered the checkpoint that came with it, the trial's fault: the node it runs on is
+    killed when that is the second node, its worker process otherwise. Returns pid -> fault."""
+    staging, deadline, seen, faults = head / "session_latest" / "artifacts", time.monotonic() + 240, {}, {}
     while len(faults) < 2:
         assert time.monotonic() < deadline and driver.poll() is None, "the trials' first reports never came"
         for result in staging.glob("*/tune-*/driver_artifacts/*/result.json"):
             first = result.read_text().split("\n", 1)
-            if len(first) < 2:                   # not one whole line yet
-                continue
-            pid = json.loads(first[0])["pid"]
-            if pid in faults:
+            if len(first) == 2:                  # one whole line
+                seen.setdefault(json.loads(first[0])["pid"], time.monotonic())
+        for pid, when in seen.items():
+            if pid in faults or time.monotonic() - when < REGISTERED_S:
                 continue
             if descends_from(pid, second.pid):     # the second node and every process it started, at once
                 os.killpg(second.pid, signal.SIGKILL)
