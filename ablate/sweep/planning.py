@@ -25,9 +25,10 @@ def check_gpu_memory(cfg: SweepConfig, designs: List[Design]) -> None:
     """Refuse, before Ray starts, a sweep whose trials sharing a GPU would not fit in its memory (each design's
     peak calibrated on this machine's GPU; with a cluster and no GPU here nothing is known, and nothing checked)."""
     import torch
-    if cfg.trial_proxy().trainer.device != "cuda" or not torch.cuda.is_available():
+    base = cfg.trial_proxy()
+    if base.trainer.device != "cuda" or not torch.cuda.is_available():
         return
-    base, gpu = cfg.trial_proxy(), torch.cuda.get_device_properties(0)
+    gpu = torch.cuda.get_device_properties(0)
     peaks = {f"{d.pattern} ({d.spec})": cached_calibration(base.for_design(d))["peak_train_mb"] for d in designs}
     misfit = gpu_memory_misfit(peaks, cfg.resources.gpus_per_trial, gpu.total_memory / 2 ** 20, gpu.name)
     if misfit:
