@@ -41,16 +41,25 @@ def table(tmp_path, name):
     return pd.read_parquet(tmp_path / "runs" / name / "results.parquet")
 
 
+def first_reports(results) -> dict:
+    """{pid: when first seen} of the trials whose first report Tune's driver has recorded: its loggers write each
+    report as a line of result.json in the driver's staging folder; `results` are those files."""
+    found = {}
+    for result in results:
+        first = result.read_text().split("\n", 1)
+        if len(first) == 2:                      # one whole line
+            found[json.loads(first[0])["pid"]] = time.monotonic()
+    return found
+
+
 def first_reporting_worker(driver, storage: Path) -> int:
-    """The pid of the first trial whose first report Tune's driver has recorded: its loggers write the report into
-    result.json in the local Ray session's staging folder of this run's experiment (named as in the run's storage,
-    `runs/<name>/ray/tune-*`)."""
+    """The pid of the first trial whose first report Tune's driver has recorded, in the local Ray session's staging
+    folder of this run's experiment (named as in the run's storage, `runs/<name>/ray/tune-*`)."""
     staging, deadline = Path("/tmp/ray/session_latest/artifacts"), time.monotonic() + 240
     while time.monotonic() < deadline and driver.poll() is None:
         for experiment in storage.glob("tune-*"):
-            for result in staging.glob(f"*/{experiment.name}/driver_artifacts/*/result.json"):
-                first = result.read_text().split("\n", 1)
-                if len(first) == 2:
-                    return json.loads(first[0])["pid"]
+            found = first_reports(staging.glob(f"*/{experiment.name}/driver_artifacts/*/result.json"))
+            if found:
+                return next(iter(found))
         time.sleep(0.02)
     raise AssertionError("no trial reported")

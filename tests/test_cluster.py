@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sweep_cli import ROOT, table
+from sweep_cli import ROOT, first_reports, table
 
 from ablate.config import load_config
 from ablate.results import ResultRow, trial_key, write_row
@@ -119,10 +119,8 @@ def kill_each_trial_in_its_second_epoch(head: Path, second: subprocess.Popen, dr
     staging, deadline, seen, faults = head / "session_latest" / "artifacts", time.monotonic() + 240, {}, {}
     while len(faults) < 2:
         assert time.monotonic() < deadline and driver.poll() is None, "the trials' first reports never came"
-        for result in staging.glob("*/tune-*/driver_artifacts/*/result.json"):
-            first = result.read_text().split("\n", 1)
-            if len(first) == 2:                  # one whole line
-                seen.setdefault(json.loads(first[0])["pid"], time.monotonic())
+        for pid, when in first_reports(staging.glob("*/tune-*/driver_artifacts/*/result.json")).items():
+            seen.setdefault(pid, when)
         for pid, when in seen.items():
             if pid in faults or time.monotonic() - when < REGISTERED_S:
                 continue
