@@ -212,21 +212,33 @@ class _Run:
         index = epoch_order(self.cfg, epoch, self.n_train)[batch * size:(batch + 1) * size].numpy()
         return self.train_feed.batch(index, step)
 
-    def branch(self, rung: Rung) -> List[dict]:
-        """Train a copy of the trunk through ``rung``'s cooldown on the trunk's own batches, evaluate it, and
-        put the trunk back as it was (weights, normalisation statistics, optimizer state, random state)."""
-        saved = copy.deepcopy((self.model.state_dict(), self.optimizer.state_dict()))
-        rng = self.rng_state()
-        entries, losses = [], []
-        for step in range(rung.start, rung.end):
-            losses.append(self.train(step, rung, *self.batch_at(step)))
-            if step + 1 in rung.late:
-                entries.append(self.evaluation(step + 1, losses, branch=rung.fraction))
-                losses = []
-        self.model.load_state_dict(saved[0])
-        self.optimizer.load_state_dict(saved[1])
+    def epoch_batches(self, order, first: int):
+        """The epoch's training batches in ``order``, the first of them step ``first``."""
+        return self.train_feed.epoch(order, self.cfg.trainer.batch_size, self.steps_per_epoch, first)
+
+    def snapshot(self):
+        """Copies of what training changes (weights, normalisation statistics, optimizer state, random state)."""
+        return copy.deepcopy((self.model.state_dict(), self.optimizer.state_dict())), self.rng_state()
+
+    def put_back(self, snapshot) -> None:
+        (model, optimizer), rng = snapshot
+        self.model.load_state_dict(model)
+        self.optimizer.load_state_dict(optimizer)
         self.set_rng_state(*rng)
-        return entries
+
+
+def branch(run, rung: Rung) -> List[dict]:
+    """Train a copy of the trunk through ``rung``'s cooldown on the trunk's own batches, evaluate it, and put the
+    trunk back as it was. ``run``: a _Run, or the fused seeds' run (ablate/fused.py)."""
+    saved = run.snapshot()
+    entries, losses = [], []
+    for step in range(rung.start, rung.end):
+        losses.append(run.train(step, rung, *run.batch_at(step)))
+        if step + 1 in rung.late:
+            entries.append(run.evaluation(step + 1, losses, branch=rung.fraction))
+            losses = []
+    run.put_back(saved)
+    return entries
 
 
 def _start(cfg: ProxyConfig, data, started: float) -> _Run:
@@ -274,7 +286,7 @@ def train_proxy(cfg: ProxyConfig, report: Optional[Report] = None, start: Option
             if epoch < first:
                 continue                        # done before the checkpoint: only its order enters the digest
             epoch_loss = _train_epoch(run, rungs, order, epoch, result.history)
-            _record(result, epoch_loss, epoch + 1, rungs, time.perf_counter() - run.started)
+            _record(result, float(epoch_loss), epoch + 1, rungs, time.perf_counter() - run.started)
             if report is not None:
                 report(dataclasses.replace(result, history=list(result.history), budgets=list(result.budgets)),
                        run.state(result, epoch + 1))
@@ -294,24 +306,24 @@ def train_proxy(cfg: ProxyConfig, report: Optional[Report] = None, start: Option
     return result
 
 
-def _train_epoch(run: _Run, rungs: List[Rung], order, epoch: int, history: List[dict]) -> float:
+def _train_epoch(run, rungs: List[Rung], order, epoch: int, history: List[dict]):
     """One epoch of the trunk, each branch taken where its cooldown starts; evaluations appended to ``history``.
-    Returns the epoch's mean training loss."""
+    Returns the epoch's mean training loss (per seed, an array, for the fused seeds' run)."""
     t, trunk = run.cfg.trainer, rungs[-1]
     first = epoch * run.steps_per_epoch
     evaluations = trunk_evaluations(rungs, run.steps_per_epoch, t.epochs)
     losses, since_eval = [], []
-    for offset, (x, y) in enumerate(run.train_feed.epoch(order, t.batch_size, run.steps_per_epoch, first)):
+    for offset, (x, y) in enumerate(run.epoch_batches(order, first)):
         step = first + offset
         for rung in rungs[:-1]:
             if rung.start == step:
-                history.extend(run.branch(rung))
+                history.extend(branch(run, rung))
         losses.append(run.train(step, trunk, x, y))
         since_eval.append(losses[-1])
         if step + 1 in evaluations:
             history.append(run.evaluation(step + 1, since_eval))
             since_eval = []
-    return float(np.mean(losses))
+    return np.mean(losses, axis=0)
 
 
 def budget_result(history: List[dict], rung: Rung, on_trunk: bool) -> BudgetResult:

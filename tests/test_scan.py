@@ -174,3 +174,24 @@ def test_scan_under_bf16_autocast_runs_in_fp32(backend):
 
 def test_every_backend_is_listed():
     assert set(BACKENDS) == {"ref", "chunked", "cuda"}
+
+
+@pytest.mark.parametrize("groups", [0, 2])
+def test_the_chunked_scan_under_vmap_equals_one_scan_per_stacked_model(groups):
+    """The fused seeds' trainer calls the scan under vmap, whose rule folds the stacked models into the scan's
+    groups: each model's outputs and gradients must be its own scan's."""
+    stacks = [make_inputs(2, 8, 49, 4, groups=groups, seed=seed) for seed in range(3)]
+    names = list(stacks[0])
+    stacked = {name: torch.stack([s[name].detach() for s in stacks]).requires_grad_() for name in names}
+
+    def scan(u, delta, A, B, C, D, z, delta_bias):
+        return selective_scan(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=True,
+                              return_last_state=True, backend="chunked")
+    y, last = torch.func.vmap(scan)(*(stacked[name] for name in names))     # (3, b, d, L), (3, b, d, n)
+    weights = torch.linspace(-1, 1, y[0].numel()).view_as(y[0])
+    ((y * weights).sum() + last.sum()).backward()
+    for index, inputs in enumerate(stacks):
+        y1, last1, grads = run("chunked", inputs, True, True, True)
+        assert rel_err(y[index], y1) < 1e-6 and rel_err(last[index], last1) < 1e-6
+        for name, grad in zip(names, grads):
+            assert rel_err(stacked[name].grad[index], grad) < 1e-5, name

@@ -82,25 +82,42 @@ class SelectiveScanCore(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, last_step, last_chunk):
+    def forward(u, delta, A, B, C, last_step, last_chunk):
         # Under torch.jit.trace (fvcore's MAC counting) this Function is recorded as one opaque op; its body
         # must not be traced too, or the slice writes with out= break the tracer.
         with _tracing_off():
-            return SelectiveScanCore._forward(ctx, u, delta, A, B, C, last_step, last_chunk)
+            a = torch.exp(delta[..., None] * A)                   # (T, K, b, G, dg, n)
+            du = delta * u                                        # (T, K, b, G, dg)
+            b = du[..., None] * B                                 # (T, K, b, G, dg, n)
+            h = _scan_forward(a, b)
+            y = torch.matmul(h, C.transpose(-1, -2)).squeeze(-1)  # (T, K, b, G, dg)
+            return y, h[last_step, last_chunk].clone(), a, b, h
 
     @staticmethod
-    def _forward(ctx, u, delta, A, B, C, last_step, last_chunk):
-        a = torch.exp(delta[..., None] * A)                   # (T, K, b, G, dg, n)
-        du = delta * u                                        # (T, K, b, G, dg)
-        b = du[..., None] * B                                 # (T, K, b, G, dg, n)
-        h = _scan_forward(a, b)
-        y = torch.matmul(h, C.transpose(-1, -2)).squeeze(-1)  # (T, K, b, G, dg)
+    def setup_context(ctx, inputs, output):
+        u, delta, A, B, C, last_step, last_chunk = inputs
+        _, _, a, b, h = output
         ctx.save_for_backward(u, delta, A, B, C, a, b, h)
         ctx.last = (last_step, last_chunk)
-        return y, h[last_step, last_chunk].clone()
+        ctx.mark_non_differentiable(a, b, h)
 
     @staticmethod
-    def backward(ctx, dy, dlast):
+    def vmap(info, in_dims, u, delta, A, B, C, last_step, last_chunk):
+        """The scan of stacked models (the fused seeds' trainer): the stacked dim S becomes more groups,
+        (S, ..., G, ...) -> (..., S*G, ...), so one scan runs all of them; groups never mix."""
+        size = info.batch_size
+        def fold(x, dim, groups_at):                              # groups_at: the G axis of the unbatched x
+            x = x.expand(size, *x.shape) if dim is None else x.movedim(dim, 0)
+            return x.movedim(0, groups_at).flatten(groups_at, groups_at + 1)
+        outputs = SelectiveScanCore.apply(fold(u, in_dims[0], 3), fold(delta, in_dims[1], 3),
+                                          fold(A, in_dims[2], 0), fold(B, in_dims[3], 3),
+                                          fold(C, in_dims[4], 3), last_step, last_chunk)
+        y, last, a, b, h = outputs
+        unfold = [(y, 3), (last, 1), (a, 3), (b, 3), (h, 3)]
+        return tuple(x.unflatten(at, (size, -1)).movedim(at, 0) for x, at in unfold), (0,) * 5
+
+    @staticmethod
+    def backward(ctx, dy, dlast, _da, _db, _dh):
         # A backward called inside an autocast region (CPU runs it on the caller's thread) stays in fp32 too.
         with torch.autocast(dy.device.type, enabled=False):
             return SelectiveScanCore._backward(ctx, dy.float(), dlast.float())
@@ -158,7 +175,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     B_c = _to_chunks(B.float().reshape(batch, groups, 1, -1, length), steps, chunks)      # (T, K, b, G, 1, n)
     C_c = _to_chunks(C.float().reshape(batch, groups, 1, -1, length), steps, chunks)      # (T, K, b, G, 1, n)
     A_g = A.view(groups, per_group, -1)                                                # (G, dg, n)
-    y, last = SelectiveScanCore.apply(u_c, delta_c, A_g, B_c, C_c, (length - 1) % steps, (length - 1) // steps)
+    y, last, *_ = SelectiveScanCore.apply(u_c, delta_c, A_g, B_c, C_c, (length - 1) % steps, (length - 1) // steps)
     y = _from_chunks(y, length).reshape(batch, dim, length)
     if D is not None:
         y = y + u * D.float()[:, None]
