@@ -49,6 +49,11 @@ class ResourcesConfig:
     # times Tune restarts a trial, from its last epoch's checkpoint, after its worker process or node was lost (or
     # CUDA ran out of memory on a shared GPU); a trial's own failure (diverged, bad spec, bad data) is never retried
     max_retries: int = 2
+    # Train a design's seeds as one model in one trial (ablate/fused.py): one kernel launch per layer for all of
+    # them, for GPUs, where a proxy trial alone is launch-bound. null: fused when trials get a GPU
+    # (gpus_per_trial > 0) and the model has no stochastic depth; true or false: always or never. A grid sweep only
+    # (a search trains one seed per design); each seed keeps its own row.
+    fuse_seeds: Optional[bool] = None
 
 
 @dataclasses.dataclass
@@ -108,6 +113,13 @@ class SweepConfig:
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
     budget: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+
+    def fuses_seeds(self) -> bool:
+        """Whether a trial trains a design's pending seeds together (resources.fuse_seeds)."""
+        fuse = self.resources.fuse_seeds
+        if fuse is None:
+            fuse = self.resources.gpus_per_trial > 0 and self.model.drop_path_rate == 0
+        return fuse and self.search.algo == "grid" and self.seeds > 1
 
     def trial_proxy(self) -> ProxyConfig:
         """The proxy config every trial starts from (``.for_design(design, seed)`` gives one trial's): the sweep's
@@ -282,6 +294,9 @@ def _validate(cfg: SweepConfig):
         (cfg.resources.cpus_per_trial > 0, f"resources.cpus_per_trial={cfg.resources.cpus_per_trial}; must be > 0"),
         (cfg.resources.gpus_per_trial >= 0, f"resources.gpus_per_trial={cfg.resources.gpus_per_trial}; must be >= 0"),
         (cfg.resources.max_retries >= 0, f"resources.max_retries={cfg.resources.max_retries}; need 0 or more"),
+        (not (cfg.resources.fuse_seeds and cfg.model.drop_path_rate > 0),
+         f"resources.fuse_seeds=true with model.drop_path_rate={cfg.model.drop_path_rate}: stochastic depth draws from "
+         f"the random stream the fused seeds share; set model.drop_path_rate=0 or resources.fuse_seeds=false"),
         (cfg.trainer.epochs >= 1, f"trainer.epochs={cfg.trainer.epochs}; need at least 1"),
         (cfg.data.augment in AUGMENTS, f"data.augment={cfg.data.augment!r}; valid: {', '.join(AUGMENTS)}"),
         (cfg.data.feed in FEEDS, f"data.feed={cfg.data.feed!r}; valid: {', '.join(FEEDS)}"),

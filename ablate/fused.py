@@ -27,9 +27,9 @@ from torch.func import functional_call, stack_module_state, vmap
 from .build import epoch_steps, make_dataset, make_model, resolve_device
 from .ladder import check_budgets, lr_factor
 from .ops import get_default_backend, resolve_backend, set_default_backend
-from .proxy import ProxyConfig
+from .proxy import ProxyConfig, TrainerConfig
 from .results import FAILED, TrialResult
-from .train import (Diverged, TrainState, _digest, _record, _train_epoch, epoch_order, make_feeds, mixed_precision,
+from .train import (NO_DECAY_SUFFIXES, Diverged, TrainState, _digest, _record, _train_epoch, epoch_order, make_feeds, mixed_precision,
                     trial_rungs, warmup_steps)
 
 
@@ -62,6 +62,69 @@ def vmappable_scan(on_cuda: bool):
         set_default_backend(before)
 
 
+class StackedModels:
+    """S models of one architecture as one: each parameter and buffer stacked (S, ...), called under vmap, trained
+    by one AdamW with each model's own gradient clipping. What a fused trial trains and the plan calibrates."""
+
+    def __init__(self, models: List[torch.nn.Module], trainer: TrainerConfig):
+        self.trainer = trainer
+        self.params, self.buffers = stack_module_state(models)          # (S, ...) leaves, requires_grad
+        self.module = copy.deepcopy(models[0]).to("meta")                # the structure the stacks are called with
+        decay = {name for name, p in models[0].named_parameters() if p.dim() >= 2 and not name.endswith(NO_DECAY_SUFFIXES)}
+        self.optimizer = torch.optim.AdamW(
+            [{"params": [p for n, p in self.params.items() if n in decay], "weight_decay": trainer.weight_decay},
+             {"params": [p for n, p in self.params.items() if n not in decay], "weight_decay": 0.0}], lr=trainer.lr)
+        device = next(iter(self.params.values())).device
+        self.alive = torch.ones(len(models), dtype=torch.bool, device=device)
+        self.errors: List[Optional[str]] = [None] * len(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(S, b, C, H, W) images, model s's through model s -> (S, b, classes) logits."""
+        return vmap(functools.partial(functional_call, self.module))((self.params, self.buffers), (x,))
+
+    def train_step(self, x, y, lr: float, where: str, autocast) -> np.ndarray:
+        """One optimizer step of every model, as train.train_step takes it for one; returns the (S,) losses. A model
+        whose loss is not finite is failed here and contributes no gradient from now on."""
+        self.module.train()
+        with autocast():
+            logits = self.forward(x).float()                                            # (S, b, classes)
+        smoothing = self.trainer.label_smoothing
+        losses = vmap(functools.partial(F.cross_entropy, label_smoothing=smoothing))(logits, y)   # (S,)
+        self._fail_diverged(losses, where)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.where(self.alive, losses, 0.0).sum().backward()
+        self._clip_each(self.trainer.grad_clip)
+        self.optimizer.step()
+        return losses.detach().cpu().numpy()
+
+    def _fail_diverged(self, losses: torch.Tensor, where: str) -> None:
+        finite = torch.isfinite(losses)
+        for seed in torch.nonzero(self.alive & ~finite).flatten().tolist():
+            self.errors[seed] = f"diverged: loss is {losses[seed].item()} at {where}"
+        self.alive &= finite
+        if not self.alive.any():
+            raise Diverged("every seed diverged")
+
+    def _clip_each(self, max_norm: float) -> None:
+        """clip_grad_norm_ of each model's own gradients: the norm over all of them, the same coefficient."""
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)    # (S,)
+        coefficient = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coefficient.view(-1, *[1] * (g.dim() - 1)))
+
+    def weights(self) -> dict:
+        """The stacked parameters and buffers by name (a state dict with a leading seed dim), detached."""
+        return {name: w.detach() for name, w in {**self.params, **self.buffers}.items()}
+
+    def load_weights(self, weights: dict) -> None:
+        with torch.no_grad():
+            for name, tensor in {**self.params, **self.buffers}.items():
+                tensor.copy_(weights[name])
+
+
 class FusedRun:
     """What the trunk and its branches share while the seeds of one design train: the same methods as
     train._Run, each taking and giving all seeds at once ((S, ...) batches, (S,) losses and metrics)."""
@@ -74,72 +137,34 @@ class FusedRun:
         for cfg, data in zip(cfgs, datasets):
             torch.manual_seed(cfg.seed)                   # each seed's initialisation, as its own trial draws it
             models.append(make_model(cfg, data.num_classes, data.in_chans).to(device))
-        self.params, self.buffers = stack_module_state(models)          # (S, ...) leaves, requires_grad
-        self.module = copy.deepcopy(models[0]).to("meta")                # the structure the stacks are called with
-        decay = {name for name, p in models[0].named_parameters() if p.dim() >= 2 and not name.endswith("A_log")}
-        self.optimizer = torch.optim.AdamW(
-            [{"params": [p for n, p in self.params.items() if n in decay], "weight_decay": t.weight_decay},
-             {"params": [p for n, p in self.params.items() if n not in decay], "weight_decay": 0.0}], lr=t.lr)
+        self.stack = StackedModels(models, t)
         feeds = [make_feeds(cfg, data, device) for cfg, data in zip(cfgs, datasets)]
         self.train_feeds, self.val_feeds = [f[0] for f in feeds], [f[1] for f in feeds]
         self.n_train = len(datasets[0].train)
         self.steps_per_epoch = epoch_steps(self.n_train, t.batch_size)
         self.warmup_steps = warmup_steps(t, self.steps_per_epoch)
-        self.alive = torch.ones(len(cfgs), dtype=torch.bool, device=device)
-        self.errors: List[Optional[str]] = [None] * len(cfgs)
         self.epoch = 0                                    # the epoch training, for an error's message
 
     def autocast(self):
         return mixed_precision(self.on_cuda)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(S, b, C, H, W) images, seed s's through seed s's model -> (S, b, classes) logits."""
-        return vmap(functools.partial(functional_call, self.module))((self.params, self.buffers), (x,))
-
     def train(self, step: int, rung, x, y) -> np.ndarray:
-        """One optimizer step of every seed, as train.train_step takes it for one; returns the (S,) losses. A seed
-        whose loss is not finite is failed here and contributes no gradient from now on."""
+        """Optimizer step ``step`` (0-based) of every seed on the path to ``rung``; the (S,) losses."""
         t = self.cfg.trainer
         epoch, batch = divmod(step, self.steps_per_epoch)
-        self.module.train()
-        with self.autocast():
-            logits = self.forward(x).float()                                            # (S, b, classes)
-        losses = vmap(functools.partial(F.cross_entropy, label_smoothing=t.label_smoothing))(logits, y)  # (S,)
-        self._fail_diverged(losses, f"epoch {epoch + 1}, step {batch + 1}")
-        for group in self.optimizer.param_groups:
-            group["lr"] = t.lr * lr_factor(step, self.warmup_steps, rung, t.decay)
-        self.optimizer.zero_grad(set_to_none=True)
-        torch.where(self.alive, losses, 0.0).sum().backward()
-        self._clip_per_seed(t.grad_clip)
-        self.optimizer.step()
-        return losses.detach().cpu().numpy()
-
-    def _fail_diverged(self, losses: torch.Tensor, where: str) -> None:
-        finite = torch.isfinite(losses)
-        for seed in torch.nonzero(self.alive & ~finite).flatten().tolist():
-            self.errors[seed] = f"diverged: loss is {losses[seed].item()} at {where}"
-        self.alive &= finite
-        if not self.alive.any():
-            raise Diverged("every seed diverged")
-
-    def _clip_per_seed(self, max_norm: float) -> None:
-        """clip_grad_norm_ of each seed's own gradients: the norm over all of them, the same coefficient."""
-        grads = [p.grad for p in self.params.values() if p.grad is not None]
-        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)    # (S,)
-        coefficient = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(coefficient.view(-1, *[1] * (g.dim() - 1)))
+        lr = t.lr * lr_factor(step, self.warmup_steps, rung, t.decay)
+        return self.stack.train_step(x, y, lr, f"epoch {epoch + 1}, step {batch + 1}", self.autocast)
 
     @torch.no_grad()
     def evaluation(self, step: int, losses: List[np.ndarray], branch: Optional[float] = None) -> dict:
         """A history entry of all seeds: each metric an (S,) array (split per seed by ``seed_entry``)."""
-        self.module.eval()
+        self.stack.module.eval()
         correct, nll = 0, 0.0
         size = self.cfg.trainer.eval_batch_size
         for batches in zip(*(feed.batches(size) for feed in self.val_feeds)):
             x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])    # (S, b, ...)
             with self.autocast():
-                logits = self.forward(x).float()                                        # (S, b, classes)
+                logits = self.stack.forward(x).float()                                  # (S, b, classes)
             correct = correct + (logits.argmax(-1) == y).sum(1).cpu().numpy()
             nll = nll + vmap(functools.partial(F.cross_entropy, reduction="sum"))(logits, y).cpu().numpy()
         count = len(self.val_feeds[0].part)
@@ -172,40 +197,36 @@ class FusedRun:
         if self.on_cuda and cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
 
-    def weights(self) -> dict:
-        """The stacked parameters and buffers by name (a state dict with a leading seed dim)."""
-        return {**self.params, **self.buffers}
-
-    def load_weights(self, weights: dict) -> None:
-        with torch.no_grad():
-            for name, tensor in {**self.params, **self.buffers}.items():
-                tensor.copy_(weights[name])
-
     def snapshot(self):
-        return copy.deepcopy(({n: w.detach() for n, w in self.weights().items()}, self.optimizer.state_dict(),
-                              self.alive)), self.rng_state()
+        """What a branch changes and put_back restores; not which seeds failed (a seed diverged in a branch stays
+        failed, as a separate trial's would end there)."""
+        return copy.deepcopy((self.stack.weights(), self.stack.optimizer.state_dict())), self.rng_state()
 
     def put_back(self, snapshot) -> None:
-        (weights, optimizer, alive), rng = snapshot
-        self.load_weights(weights)
-        self.optimizer.load_state_dict(optimizer)
-        self.alive.copy_(alive)
+        (weights, optimizer), rng = snapshot
+        self.stack.load_weights(weights)
+        self.stack.optimizer.load_state_dict(optimizer)
         self.set_rng_state(*rng)
 
     def state(self, results: List[TrialResult], epochs_done: int) -> TrainState:
-        return TrainState(epochs_done, {n: w.detach() for n, w in self.weights().items()},
-                          self.optimizer.state_dict(), *self.rng_state(),
+        """All seeds after ``epochs_done`` epochs (references, not copies: save it before training goes on)."""
+        return TrainState(epochs_done, self.stack.weights(), self.stack.optimizer.state_dict(), *self.rng_state(),
                           [dataclasses.asdict(r) for r in results], time.perf_counter() - self.started)
 
     def restore(self, state: TrainState) -> List[TrialResult]:
-        self.load_weights(state.model)
-        self.optimizer.load_state_dict(state.optimizer)
+        """Go on from ``state``; returns the seeds' results so far."""
+        self.stack.load_weights(state.model)
+        self.stack.optimizer.load_state_dict(state.optimizer)
         self.set_rng_state(state.rng, state.cuda_rng)
         self.started = time.perf_counter() - state.elapsed_s
         results = [TrialResult(**r) for r in state.result]
-        self.alive.copy_(torch.tensor([r.status != FAILED for r in results]))
-        self.errors = [r.error for r in results]
+        self.stack.alive.copy_(torch.tensor([r.status != FAILED for r in results]))
+        self.stack.errors = [r.error if r.status == FAILED else None for r in results]
         return results
+
+    def seconds_each(self) -> float:
+        """Each seed's share of the training seconds so far (a row's train_time_s: the GPU time its seed cost)."""
+        return (time.perf_counter() - self.started) / len(self.cfgs)
 
     def close(self) -> None:
         for feed in self.train_feeds:
@@ -230,7 +251,7 @@ def train_fused(cfgs: List[ProxyConfig], report: Optional[FusedReport] = None,
     check_budgets(t.budgets, t.cooldown, t.decay)
     torch.set_num_threads(t.threads)
     results = [TrialResult(spec=cfg.model.spec, seed=cfg.seed, data_seed=cfg.data_seed, dataset=cfg.data.name,
-                           image_size=cfg.data.image_size) for cfg in cfgs]
+                           image_size=cfg.data.image_size, fused_seeds=len(cfgs)) for cfg in cfgs]
     started = time.perf_counter()
     run = None
     try:
@@ -252,18 +273,19 @@ def train_fused(cfgs: List[ProxyConfig], report: Optional[FusedReport] = None,
     finally:
         if run is not None:
             run.close()
+    each = run.seconds_each() if run is not None else (time.perf_counter() - started) / len(cfgs)
     for seed, result in enumerate(results):
-        if run is not None and run.errors[seed] is not None:
-            result.status, result.error = FAILED, run.errors[seed]
-        result.train_time_s = time.perf_counter() - (run.started if run is not None else started)
+        if run is not None and run.stack.errors[seed] is not None:
+            result.status, result.error = FAILED, run.stack.errors[seed]
+        result.train_time_s = each
     return results
 
 
 def _train_epochs(run: FusedRun, datasets, results: List[TrialResult], report, start) -> List[TrialResult]:
     cfgs, t = run.cfgs, run.cfg.trainer
-    params = sum(p[0].numel() for p in run.params.values())
+    params = sum(p[0].numel() for p in run.stack.params.values())
     for result in results:
-        result.spec, result.params = run.module.spec.canonical, params
+        result.spec, result.params = run.stack.module.spec.canonical, params
     rungs = trial_rungs(t, run.steps_per_epoch)
     digests = [_digest(data) for data in datasets]
     first = 0
@@ -277,10 +299,11 @@ def _train_epochs(run: FusedRun, datasets, results: List[TrialResult], report, s
             continue                        # done before the checkpoint: only its order enters the digest
         entries: List[dict] = []
         epoch_loss = _train_epoch(run, rungs, orders, run.epoch, entries)
+        each = run.seconds_each()
         for seed, result in enumerate(results):
-            if run.errors[seed] is None:
+            if run.stack.errors[seed] is None:
                 result.history.extend(seed_entry(entry, seed) for entry in entries)
-                _record(result, float(epoch_loss[seed]), run.epoch + 1, rungs, time.perf_counter() - run.started)
+                _record(result, float(epoch_loss[seed]), run.epoch + 1, rungs, each)
         if report is not None:
             report([dataclasses.replace(r, history=list(r.history), budgets=list(r.budgets)) for r in results],
                    run.state(results, run.epoch + 1))

@@ -94,13 +94,14 @@ class TrialResult:
     val_loss_late: Optional[float] = None
     train_loss: Optional[float] = None
     params: Optional[int] = None
-    train_time_s: Optional[float] = 0.0
+    train_time_s: Optional[float] = 0.0      # a fused seed's: its share, its trial's seconds / fused_seeds
     history: Optional[List[dict]] = dataclasses.field(default_factory=list)   # one entry per evaluation
     data_digest: Optional[str] = None        # the images, labels and order the trial saw
     # each budget of the ladder reached so far, smallest first; the last budget's metrics are also the fields above
     budgets: Optional[List[BudgetResult]] = dataclasses.field(default_factory=list)
     # the epochs done at each checkpoint the trial went on from after its process was lost (empty: never lost)
     resumed_from: Optional[List[int]] = dataclasses.field(default_factory=list)
+    fused_seeds: Optional[int] = 1           # the seeds trained together as one model in its trial (ablate/fused.py)
 
     def __post_init__(self):
         # rows read back from JSON, Ray or a table carry the budgets as plain dicts

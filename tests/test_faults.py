@@ -16,7 +16,7 @@ def test_resume_trains_crashed_trials_again_and_leaves_deterministic_failures(tm
     designs = get_space("placement").designs(cfg)
     chosen = [d for d in designs if d.pattern in ("all conv", "all attention")]
     from ablate.sweep.trial import TrialDesign
-    crashed, diverged = (TrialDesign(d, 0) for d in chosen)
+    crashed, diverged = (TrialDesign(d, (0,)) for d in chosen)
     rows = [ResultRow(trial_id=crashed.key, spec=crashed.design.spec, status=FAILED,
                       error=f"{CRASHED}the actor died unexpectedly (after 2 retries)"),
             ResultRow(trial_id=diverged.key, spec=diverged.design.spec, status=FAILED,

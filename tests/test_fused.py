@@ -44,8 +44,8 @@ def test_one_fused_step_gives_each_seed_its_own_gradient_to_rounding():
         datasets.append(make_dataset(cfg))
     run = FusedRun(cfgs, datasets, 0.0)
     x, y = run.batch_at(0)                                                  # (S, b, C, H, W), (S, b)
-    run.module.train()
-    fused_losses = torch.func.vmap(F.cross_entropy)(run.forward(x), y)
+    run.stack.module.train()
+    fused_losses = torch.func.vmap(F.cross_entropy)(run.stack.forward(x), y)
     fused_losses.sum().backward()
     for s, cfg in enumerate(cfgs):
         torch.manual_seed(cfg.seed)
@@ -53,7 +53,7 @@ def test_one_fused_step_gives_each_seed_its_own_gradient_to_rounding():
         loss = F.cross_entropy(model(x[s]), y[s])
         loss.backward()
         assert fused_losses[s].item() == pytest.approx(loss.item(), rel=1e-5)
-        differences = {name: (run.params[name].grad[s] - param.grad).norm().item()
+        differences = {name: (run.stack.params[name].grad[s] - param.grad).norm().item()
                        for name, param in model.named_parameters()}
         norms = {name: param.grad.norm().item() for name, param in model.named_parameters()}
         whole = np.sqrt(sum(d ** 2 for d in differences.values()) / sum(n ** 2 for n in norms.values()))

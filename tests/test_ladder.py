@@ -98,10 +98,10 @@ def test_asha_compares_trials_on_the_largest_budget_each_has_finished():
     from ablate.results import BudgetResult, TrialResult
     from ablate.sweep.trial import RUNG_SCORE, WORST_SCORE, tune_metrics
     midway = TrialResult(epochs_done=1, val_acc_late=0.30, budgets=[BudgetResult(0.5, 62, val_acc_late=0.45)])
-    assert tune_metrics(midway, None, final=False)[RUNG_SCORE] == 0.45          # the finished half, not the trunk
+    assert tune_metrics([midway], None, final=False)[RUNG_SCORE] == 0.45          # the finished half, not the trunk
     before = TrialResult(epochs_done=1, val_acc_late=0.30)
-    assert tune_metrics(before, None, final=False)[RUNG_SCORE] == 0.30         # no budget yet: the trunk so far
-    assert tune_metrics(TrialResult(status="failed"), None, final=True)[RUNG_SCORE] == WORST_SCORE
+    assert tune_metrics([before], None, final=False)[RUNG_SCORE] == 0.30         # no budget yet: the trunk so far
+    assert tune_metrics([TrialResult(status="failed")], None, final=True)[RUNG_SCORE] == WORST_SCORE
 
 
 def test_budgets_survive_a_trip_through_plain_dicts():

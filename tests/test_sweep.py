@@ -104,6 +104,23 @@ def test_rejected_and_diverging_trials_are_recorded_and_reported(tmp_path):
     assert not list((tmp_path / "runs" / "d").rglob("events.out.tfevents.*")) and "## Tracking" not in report
 
 
+def test_fused_seeds_train_as_one_trial_with_a_row_per_seed(tmp_path):
+    """resources.fuse_seeds=true: each design's two seeds are one trial (ablate/fused.py), each seed its own row; the
+    default design is over the params budget, so its two rows are rejected without training."""
+    done = sweep(tmp_path, "space=placement", "smoke=true", "name=f", "seeds=2", "resources.fuse_seeds=true",
+                 "budget.max_params=215000")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = table(tmp_path, "f")
+    assert len(rows) == 4 and rows["trial_id"].is_unique and "[f] 4/4 done" in done.stdout
+    rejected, trained = rows[rows["spec"] == "C|CCC|MMMMTTTT|MMTT"], rows[rows["spec"] == "C|CCC|MMMMMMTT|MMMT"]
+    assert set(rejected["status"]) == {"rejected_budget"} and sorted(rejected["seed"]) == [0, 1]
+    assert set(trained["status"]) == {"ok"} and sorted(trained["seed"]) == [0, 1]
+    assert set(trained["fused_seeds"]) == {2} and set(trained["epochs_done"]) == {2} and set(trained["attempts"]) == {1}
+    assert trained["val_loss_final"].nunique() == 2 and trained["data_digest"].nunique() == 2   # each seed its own
+    assert (trained["train_time_s"] > 0).all() and trained["train_time_s"].nunique() == 1      # an equal share each
+    assert (trained["throughput_img_s"] > 0).all()
+
+
 def test_duplicate_architectures_are_trained_once(tmp_path):
     """The ratio space gives the same spec for 'even 0' and 'last 0': one design, one trial."""
     from search_spaces import ratio

@@ -131,7 +131,7 @@ def test_trackers_see_each_epoch_s_scalars_only():
     epoch = TrialResult(epochs_done=1, val_acc_final=0.5, val_loss_final=1.2, val_acc_best=0.5, train_loss=1.5,
                         history=[{"epoch": 1, "val_acc": 0.5}])
     measures = StaticMeasures(params=100, macs_total=7, macs_scan=0)
-    recorder.log_trial_result(1, None, tune_metrics(epoch, measures, final=False))
-    recorder.log_trial_result(2, None, tune_metrics(epoch, measures, final=True))
+    recorder.log_trial_result(1, None, tune_metrics([epoch], measures, final=False))
+    recorder.log_trial_result(2, None, tune_metrics([epoch], measures, final=True))
     assert recorder.logged == [{"epoch": 1, "val_acc": 0.5, "val_loss": 1.2, "val_acc_best": 0.5, "train_loss": 1.5,
                                 "train_time_s": 0.0, "training_iteration": 1}]

@@ -8,7 +8,7 @@ from ray.tune.stopper import Stopper
 
 from ..progress import Progress
 from ..results import CRASHED, FAILED, architecture_id
-from .rows import row_from_trial
+from .rows import rows_from_trial
 from .trial import design_of
 from .store import RunStore, SweepError
 
@@ -29,18 +29,20 @@ class RowWriter(Callback):
             return
         if error is None and not last_result.get("final") and not self.early_stopping:
             return
-        row = row_from_trial(self.run_name, self.space, self.cfg, trial.config, self.patterns, last_result)
-        if error is not None:
-            row.status, row.error = FAILED, error
-        row.attempts = 1 + self.retries.get(trial.trial_id, 0)
-        try:
-            self.store.write_row(row)
-        except SweepError as failure:       # Tune logs a callback's error and goes on: StopOnFailure ends it
-            self.failure = failure
-            return
-        remove_checkpoints(trial)           # the row holds the result now: the checkpoints served their purpose
+        rows = rows_from_trial(self.run_name, self.space, self.cfg, trial.config, self.patterns, last_result)
+        for row in rows:
+            if error is not None:
+                row.status, row.error = FAILED, error
+            row.attempts = 1 + self.retries.get(trial.trial_id, 0)
+            try:
+                self.store.write_row(row)
+            except SweepError as failure:   # Tune logs a callback's error and goes on: StopOnFailure ends it
+                self.failure = failure
+                return
+        remove_checkpoints(trial)           # the rows hold the result now: the checkpoints served their purpose
         running = sum(1 for t in trials if t.status == "RUNNING" and t is not trial)
-        self.progress.finished(row, running, self.estimates.get(architecture_id(row.spec, row.knobs)))
+        for row in rows:
+            self.progress.finished(row, running, self.estimates.get(architecture_id(row.spec, row.knobs)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._write(trials, trial, trial.last_result or {})
@@ -68,7 +70,7 @@ class RowWriter(Callback):
 
 def trial_label(trial) -> str:
     entry = design_of(trial.config)
-    return f"{entry.design.pattern} seed {entry.seed}"
+    return f"{entry.design.pattern} {entry.seed_label}"
 
 
 def remove_checkpoints(trial, keep=None) -> None:

@@ -183,7 +183,7 @@ def start_progress(sweep: Sweep, plan, grid: bool) -> Tuple[Progress, dict]:
     """The progress line, its ETA from the plan's calibration for a grid (and the last sweep's correction)."""
     cfg = sweep.cfg
     estimates = design_estimates(cfg, sweep.designs, sweep.size) if grid else {}
-    pending = [estimates[trial.design.key] for trial in plan.grid] if estimates else None
+    pending = [estimates[trial.design.key] for trial in plan.grid for _ in trial.seeds] if estimates else None
     past = recorded_correction(cfg) if pending else None
     progress = Progress(sweep.name, plan.trials, cfg.trainer.epochs, pending=pending, slots=concurrent_trials(cfg),
                         correction=past["ratio"] if past else 1.0)

@@ -30,7 +30,7 @@ class SearchPlan:
     search_alg: object
     scheduler: object
     num_samples: int
-    trials: int
+    trials: int                 # rows to come: a fused trial of S seeds counts S
     grid: List[TrialDesign] = dataclasses.field(default_factory=list)
 
 
@@ -47,14 +47,18 @@ def make_scheduler(cfg: SweepConfig, space: Space):
 
 
 def grid_plan(cfg: SweepConfig, space: Space, known: List[Design], done_rows: List[ResultRow]) -> SearchPlan:
-    """Every (design, seed) without a row, slowest designs first."""
+    """Every (design, seed) without a row, slowest designs first: a trial each, or, fusing seeds
+    (cfg.fuses_seeds()), one trial per design with its pending seeds. ``trials`` counts the rows to come."""
     from ray import tune
     done = {row.trial_id for row in done_rows if not row.crashed}     # a crashed trial is trained again
-    pending = [TrialDesign(d, seed) for d in sorted(known, key=lambda d: -expected_cost(d.spec, cfg))
-               for seed in seed_range(cfg)]
-    pending = [trial for trial in pending if trial.key not in done]
+    pending = []
+    for design in sorted(known, key=lambda d: -expected_cost(d.spec, cfg)):
+        seeds = tuple(seed for seed in seed_range(cfg) if trial_key(design.key, seed) not in done)
+        groups = [seeds] if cfg.fuses_seeds() else [(seed,) for seed in seeds]
+        pending += [TrialDesign(design, group) for group in groups if group]
     param_space = {"design": tune.grid_search([trial.tune_config() for trial in pending])} if pending else None
-    return SearchPlan(param_space, None, make_scheduler(cfg, space), 1, len(pending), pending)
+    rows = sum(len(trial.seeds) for trial in pending)
+    return SearchPlan(param_space, None, make_scheduler(cfg, space), 1, rows, pending)
 
 
 def optuna_plan(cfg: SweepConfig, space: Space, known: List[Design], done_rows: List[ResultRow],

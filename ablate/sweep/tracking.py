@@ -142,6 +142,6 @@ def tune_environment(trackers: Dict[str, Tracker]) -> Iterator[None]:
 def trial_name(trial) -> str:
     """A trial's name and directory: its design, seed and Tune id, e.g. last_N_2_default-seed0-3169f_00001 (the
     name of its run in TensorBoard, MLflow and W&B)."""
-    design, seed = design_of(trial.config)
+    design, seeds = design_of(trial.config)
     label = design.spec if design.pattern == "search" else design.pattern
-    return f"{re.sub(r'[^A-Za-z0-9.]+', '_', label).strip('_')}-seed{seed}-{trial.trial_id}"
+    return f"{re.sub(r'[^A-Za-z0-9.]+', '_', label).strip('_')}-seed{'_'.join(map(str, seeds))}-{trial.trial_id}"
