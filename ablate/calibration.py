@@ -17,7 +17,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .build import epoch_steps, proxy_model, resolve_device
 from .data.base import cache_dir
@@ -47,10 +47,11 @@ def machine_id() -> str:
     return f"{cpu} | {os.cpu_count()} cpus | torch {torch.__version__}"
 
 
-def _calibration_key(proxy: ProxyConfig) -> str:
+def _calibration_key(proxy: ProxyConfig, seeds: int = 1) -> str:
     t = proxy.trainer
-    return json.dumps([machine_id(), dataclasses.asdict(proxy.model), t.batch_size, t.threads, t.device,
-                       t.channels_last, proxy.data.image_size], sort_keys=True)
+    key = [machine_id(), dataclasses.asdict(proxy.model), t.batch_size, t.threads, t.device, t.channels_last,
+           proxy.data.image_size]
+    return json.dumps(key + ([seeds] if seeds > 1 else []), sort_keys=True)
 
 
 def _memory_format(proxy: ProxyConfig):
@@ -58,17 +59,16 @@ def _memory_format(proxy: ProxyConfig):
     return torch.channels_last if proxy.trainer.channels_last else torch.contiguous_format
 
 
-def timed_steps(model, optimizer, proxy: ProxyConfig, x, y, steps: int) -> List[float]:
-    """Seconds of each of ``steps`` training steps of ``model`` on the batch (x, y), each the trial's own step."""
-    autocast = functools.partial(mixed_precision, x.device.type == "cuda")
+def timed_steps(step: Callable[[str], object], device, steps: int) -> List[float]:
+    """Seconds of each of ``steps`` calls of ``step`` (the trial's own training step, given where it is)."""
     times = []
-    for step in range(steps):
+    for index in range(steps):
         start = time.perf_counter()
         try:
-            train_step(model, optimizer, x, y, proxy, f"calibration step {step + 1}", autocast, proxy.trainer.lr)
+            step(f"calibration step {index + 1}")
         except Diverged:        # a diverging trial stops at this step too: what ran so far is its cost
             pass
-        synchronize(x.device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return times
 
@@ -81,44 +81,62 @@ def calibration_batch(proxy: ProxyConfig, device):
     return x, torch.randint(0, 2, (t.batch_size,), device=device)
 
 
-def calibrate(proxy: ProxyConfig) -> Dict[str, Optional[float]]:
+def trial_step(proxy: ProxyConfig, seeds: int, device):
+    """A trial's training step and its evaluation forward, each a callable on one random batch of the trial's
+    shape, and what they train: one model (train.train_step), or, for ``seeds`` > 1, the fused seeds
+    (fused.StackedModels) on that batch for each seed."""
+    t = proxy.trainer
+    autocast = functools.partial(mixed_precision, device.type == "cuda")
+    x, y = calibration_batch(proxy, device)
+    if seeds == 1:
+        model = proxy_model(proxy).to(device, memory_format=_memory_format(proxy))
+        optimizer = make_optimizer(model, t)
+        return (lambda where: train_step(model, optimizer, x, y, proxy, where, autocast, t.lr),
+                lambda: model.eval()(x), model)
+    from .fused import StackedModels
+    stack = StackedModels([proxy_model(proxy).to(device) for _ in range(seeds)], t)
+    xs, ys = x.expand(seeds, *x.shape).contiguous(), y.expand(seeds, *y.shape)       # (S, B, 3, H, W), (S, B)
+    return (lambda where: stack.train_step(xs, ys, t.lr, where, autocast),
+            lambda: (stack.module.eval(), stack.forward(xs)), stack)
+
+
+def calibrate(proxy: ProxyConfig, seeds: int = 1) -> Dict[str, Optional[float]]:
     """Seconds of one training step and of evaluating one image, timed on this machine (after a warm-up step),
     and on CUDA the training's peak memory (MiB the caching allocator reserved: the weights, the optimizer's
-    state and the step's activations)."""
+    state and the step's activations); of a trial of one seed, or of ``seeds`` fused."""
     import torch
     t = proxy.trainer
     torch.set_num_threads(t.threads)
     device = resolve_device(t.device)
-    model = proxy_model(proxy).to(device, memory_format=_memory_format(proxy))
-    x, y = calibration_batch(proxy, device)
     if device.type == "cuda":               # from what this design holds, not what an earlier one left cached
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+    step, forward, _ = trial_step(proxy, seeds, device)
     # A process's first step pays one-off costs (thread pools, kernels); a later model's first step does not
     # (measured: within the step-to-step spread), so only the process's first calibration steps twice.
-    times = timed_steps(model, make_optimizer(model, t), proxy, x, y, 1 if device.type in _warmed_up else 2)
+    times = timed_steps(step, device, 1 if device.type in _warmed_up else 2)
     _warmed_up.add(device.type)
     peak_mb = torch.cuda.max_memory_reserved(device) / 2 ** 20 if device.type == "cuda" else None
-    model.eval()
     with torch.no_grad(), mixed_precision(device.type == "cuda"):
         start = time.perf_counter()
-        model(x)
+        forward()
         synchronize(device)
         eval_s = (time.perf_counter() - start) / t.batch_size
     if device.type == "cuda":               # the trials, in other processes, get the GPU's memory back
-        del model, x, y
+        del step, forward
         gc.collect()
         torch.cuda.empty_cache()
     return {"step_s": times[-1], "eval_s_per_image": eval_s, "peak_train_mb": peak_mb}
 
 
-def cached_calibration(proxy: ProxyConfig) -> Dict[str, float]:
+def cached_calibration(proxy: ProxyConfig, seeds: int = 1) -> Dict[str, float]:
+    """calibrate(proxy, seeds), cached per machine, design and trial shape."""
     path = cache_dir() / "plan_calibration.json"
     cache = json.loads(path.read_text()) if path.is_file() else {}
-    key = _calibration_key(proxy)
+    key = _calibration_key(proxy, seeds)
     if "peak_train_mb" not in cache.get(key, {}):          # absent, or calibrated before peaks were recorded
-        cache[key] = calibrate(proxy)
+        cache[key] = calibrate(proxy, seeds)
         write_atomic(path, json.dumps(cache))
     return cache[key]
 
@@ -165,12 +183,71 @@ def gpu_memory_misfit(peaks_mb: Dict[str, Optional[float]], gpus_per_trial: floa
             f"{per_gpu * per_trial:,.0f} MiB, over the {gpu_mb:,.0f} MiB of the {gpu_name}: {change}")
 
 
+# resources.gpus_per_trial=auto: how many trials share a GPU, from what the plan calibrates on this machine's GPU.
+GPU_MEMORY_FILL = 0.9        # of a GPU's memory the packed trials may plan to hold (the allocator fragments)
+MAX_TRIALS_PER_GPU = 8
+SPEED_PROBE = MAX_TRIALS_PER_GPU   # the speed bound times a stack of this many trials' seeds against one trial's
+
+
+@dataclasses.dataclass
+class GpuPacking:
+    """Trials per GPU for resources.gpus_per_trial=auto: the fewest that memory, the CPUs and the GPU's speed allow."""
+    trials: int
+    bounds: Dict[str, int]   # memory, cpus, speed -> trials per GPU each allows
+    why: Dict[str, str]      # the same keys -> the figures behind each bound
+
+    @property
+    def share(self) -> float:
+        """The gpus_per_trial Ray packs ``trials`` with (rounded down, so that it packs that many, not one fewer)."""
+        return math.floor(1e4 / self.trials) / 1e4
+
+    def describe(self) -> str:
+        bounds = "; ".join(f"{name} {self.bounds[name]} ({self.why[name]})" for name in self.bounds)
+        return (f"resources.gpus_per_trial=auto: {self.trials} trials per GPU (gpus_per_trial={self.share:g}), the "
+                f"fewest of {bounds}; at most {MAX_TRIALS_PER_GPU}")
+
+
+def speed_bound(step_s: float, probe_step_s: Optional[float]) -> Optional[int]:
+    """Trials a GPU can run side by side before its arithmetic, not their kernel launches, is the limit. A stack of
+    SPEED_PROBE trials' seeds keeps the GPU busier than one trial: the GPU time one trial's step needs is at most
+    probe_step_s / SPEED_PROBE, so one trial leaves it idle for the rest of its step_s, and about
+    step_s / (probe_step_s / SPEED_PROBE) trials fill it. None when the probe could not run (out of memory)."""
+    if probe_step_s is None:
+        return None
+    return max(1, min(SPEED_PROBE, int(step_s * SPEED_PROBE / probe_step_s)))
+
+
+def gpu_packing(designs: Dict[str, dict], gpu_mb: float, cpus_per_gpu: float) -> GpuPacking:
+    """``designs``: name -> {"peak_train_mb", "step_s", "probe_step_s"} of one trial on this GPU (a fused trial
+    where seeds are fused). The trials a GPU holds: the hungriest design's must fit GPU_MEMORY_FILL of its memory
+    (each with its CUDA context), each needs its CPUs, and the slowest design to saturate the GPU sets the speed
+    bound (the worst case: every trial on the GPU may be of that design)."""
+    hungriest = max(designs, key=lambda name: designs[name]["peak_train_mb"])
+    per_trial = designs[hungriest]["peak_train_mb"] + CUDA_CONTEXT_MB
+    bounds = {"memory": int(GPU_MEMORY_FILL * gpu_mb // per_trial), "cpus": int(cpus_per_gpu)}
+    why = {"memory": f"{GPU_MEMORY_FILL:.0%} of {gpu_mb:,.0f} MiB / ({designs[hungriest]['peak_train_mb']:,.0f} MiB "
+                     f"peak of {hungriest} + {CUDA_CONTEXT_MB} MiB CUDA context)",
+           "cpus": f"{cpus_per_gpu:g} CPUs per GPU for the trials"}
+    speeds = {name: speed_bound(d["step_s"], d.get("probe_step_s")) for name, d in designs.items()}
+    known = {name: bound for name, bound in speeds.items() if bound is not None}
+    if known:
+        name = min(known, key=known.get)
+        d = designs[name]
+        bounds["speed"] = known[name]
+        why["speed"] = (f"{name}: a trial's step {d['step_s'] * 1e3:.1f} ms, {SPEED_PROBE} trials' seeds stacked "
+                        f"{d['probe_step_s'] * 1e3:.1f} ms")
+    trials = max(1, min(MAX_TRIALS_PER_GPU, *bounds.values()))
+    return GpuPacking(trials, bounds, why)
+
+
 def concurrent_trials(cfg) -> int:
-    """How many trials a local Ray runs at once: the CPUs (or GPUs) divided by what each trial asks for."""
+    """How many trials a local Ray runs at once: the CPUs (or GPUs) divided by what each trial asks for (an
+    unresolved gpus_per_trial=auto counts one trial per GPU)."""
     slots = int((os.cpu_count() or 1) // cfg.resources.cpus_per_trial)
-    if cfg.resources.gpus_per_trial > 0:
+    if cfg.uses_gpu():
         import torch
-        slots = min(slots, int(torch.cuda.device_count() / cfg.resources.gpus_per_trial))
+        share = 1.0 if cfg.resources.gpus_per_trial == "auto" else cfg.resources.gpus_per_trial
+        slots = min(slots, int(torch.cuda.device_count() / share))
     return max(1, slots)
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import importlib.util
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -42,7 +42,9 @@ COMMA_LISTS = ("tracking",)
 @dataclasses.dataclass
 class ResourcesConfig:
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0      # fractions pack several trials on one GPU (0.25: four at once)
+    # fractions pack several trials on one GPU (0.25: four at once); auto: as many as the plan's calibration on this
+    # machine's GPU says fit its memory, the CPUs and its speed (ablate.calibration.gpu_packing), printed by plan=true
+    gpus_per_trial: Union[float, int, str] = 0.0
     # Ray custom resources each trial asks for, e.g. {big_node: 1} to run trials only on nodes started with
     # `ray start --resources='{"big_node": 4}'`.
     custom: Dict[str, float] = dataclasses.field(default_factory=dict)
@@ -114,11 +116,15 @@ class SweepConfig:
     budget: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
 
+    def uses_gpu(self) -> bool:
+        """Whether trials train on CUDA: resources.gpus_per_trial above 0, or auto."""
+        return self.resources.gpus_per_trial == "auto" or self.resources.gpus_per_trial > 0
+
     def fuses_seeds(self) -> bool:
         """Whether a trial trains a design's pending seeds together (resources.fuse_seeds)."""
         fuse = self.resources.fuse_seeds
         if fuse is None:
-            fuse = self.resources.gpus_per_trial > 0 and self.model.drop_path_rate == 0
+            fuse = self.uses_gpu() and self.model.drop_path_rate == 0
         return fuse and self.search.algo == "grid" and self.seeds > 1
 
     def trial_proxy(self) -> ProxyConfig:
@@ -126,7 +132,7 @@ class SweepConfig:
         model, data and trainer, with the threads and device its resources give. A copy: the sweep's config is
         not changed."""
         trainer = dataclasses.replace(copy.deepcopy(self.trainer), threads=max(1, int(self.resources.cpus_per_trial)),
-                                      device="cuda" if self.resources.gpus_per_trial > 0 else "cpu")
+                                      device="cuda" if self.uses_gpu() else "cpu")
         return ProxyConfig(model=copy.deepcopy(self.model), data=copy.deepcopy(self.data), trainer=trainer)
 
 
@@ -292,7 +298,10 @@ def _validate(cfg: SweepConfig):
         (cfg.first_seed >= 0, f"first_seed={cfg.first_seed}; need a seed >= 0"),
         (cfg.search.num_samples >= 1, f"search.num_samples={cfg.search.num_samples}; need at least 1"),
         (cfg.resources.cpus_per_trial > 0, f"resources.cpus_per_trial={cfg.resources.cpus_per_trial}; must be > 0"),
-        (cfg.resources.gpus_per_trial >= 0, f"resources.gpus_per_trial={cfg.resources.gpus_per_trial}; must be >= 0"),
+        (cfg.resources.gpus_per_trial == "auto" or (not isinstance(cfg.resources.gpus_per_trial, str)
+                                                    and cfg.resources.gpus_per_trial >= 0),
+         f"resources.gpus_per_trial={cfg.resources.gpus_per_trial!r}; a share of a GPU >= 0 (0.25: four trials per "
+         f"GPU) or auto"),
         (cfg.resources.max_retries >= 0, f"resources.max_retries={cfg.resources.max_retries}; need 0 or more"),
         (not (cfg.resources.fuse_seeds and cfg.model.drop_path_rate > 0),
          f"resources.fuse_seeds=true with model.drop_path_rate={cfg.model.drop_path_rate}: stochastic depth draws from "

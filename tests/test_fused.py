@@ -133,3 +133,15 @@ def test_only_the_seeds_of_one_design_without_drop_path_can_be_fused():
     drop = dataclasses.replace(a.model, drop_path_rate=0.1)
     with pytest.raises(ValueError, match="drop_path_rate=0.1 cannot be fused"):
         check_fusable([dataclasses.replace(a, model=drop), dataclasses.replace(b, model=drop)])
+
+
+def test_a_plan_with_fused_seeds_counts_a_trial_per_design_and_times_the_fused_step(tmp_path, capsys, cache):
+    import json
+
+    from sweep_cli import in_process
+    code, out, err = in_process(capsys, tmp_path, "smoke=true", "seeds=3", "plan=true", "resources.fuse_seeds=true")
+    assert code == 0, err
+    assert "2 trials to train (each a design's 3 seeds fused into one model), 2 at once" in out
+    assert "| 3 | 0 |" in out and "est. s per seed" in out
+    calibrated = json.loads((cache / "plan_calibration.json").read_text())
+    assert len(calibrated) == 2 and all(json.loads(key)[-1] == 3 for key in calibrated)   # the 3-seed fused step

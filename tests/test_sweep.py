@@ -137,7 +137,11 @@ def test_duplicate_architectures_are_trained_once(tmp_path):
     (["scheduler=hyperband"], "scheduler='hyperband'; valid: auto, asha, none"),
     (["seeds=0"], "seeds=0; need at least 1"),
     (["seeds=three"], "Value 'three' of type 'str' could not be converted to Integer"),
-    (["resources.gpus_per_trial=-1"], "resources.gpus_per_trial=-1.0; must be >= 0"),
+    (["resources.gpus_per_trial=-1"], "resources.gpus_per_trial=-1; a share of a GPU >= 0 (0.25: four trials per GPU) "
+                                      "or auto"),
+    (["resources.gpus_per_trial=most"], "resources.gpus_per_trial='most'; a share of a GPU >= 0"),
+    (["resources.fuse_seeds=true", "model.drop_path_rate=0.1"], "resources.fuse_seeds=true with "
+                                                                 "model.drop_path_rate=0.1: stochastic depth"),
     (["search.algo=tpe"], "search.algo=tpe needs a searchable space; 'placement' is a fixed grid"),
     (["experiment=nope"], "unknown experiment 'nope'; valid:"),
     (["smoke"], "override 'smoke' is not key=value"),

@@ -1,11 +1,12 @@
 """plan=true: the sweep as it would run, what each design costs, and the estimated wall time (no Ray, no
 training). The per-design estimates also start the progress line's ETA."""
+import dataclasses
 import os
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
-from ..calibration import (RAY_START_S, cached_calibration, concurrent_trials, gpu_memory_misfit, makespan,
-                           recorded_correction, trial_seconds)
+from ..calibration import (RAY_START_S, SPEED_PROBE, cached_calibration, concurrent_trials, gpu_memory_misfit,
+                           gpu_packing, makespan, recorded_correction, trial_seconds)
 from ..config import SweepConfig, seed_range
 from ..preflight import DatasetSize
 from ..results import ResultRow, trial_key
@@ -14,22 +15,57 @@ from .store import SweepError
 from .trial import expected_cost, static_measures
 
 
+def trial_seeds(cfg: SweepConfig) -> int:
+    """The seeds one trial trains: all of a design's when they are fused (cfg.fuses_seeds()), else one."""
+    return cfg.seeds if cfg.fuses_seeds() else 1
+
+
 def design_estimates(cfg: SweepConfig, known: List[Design], size: DatasetSize) -> Dict[str, float]:
-    """{design key: estimated seconds of one trial}, calibrated on this machine (cached per design)."""
-    base = cfg.trial_proxy()
-    return {d.key: trial_seconds(cached_calibration(base.for_design(d)), size.n_train, size.n_val, base.trainer)
-            for d in known}
+    """{design key: estimated seconds of one seed's row}, calibrated on this machine (cached per design): a
+    trial's, or a fused trial's share per seed."""
+    base, seeds = cfg.trial_proxy(), trial_seeds(cfg)
+    return {d.key: trial_seconds(cached_calibration(base.for_design(d), seeds), size.n_train, size.n_val,
+                                 base.trainer) / seeds for d in known}
+
+
+def resolve_gpu_share(cfg: SweepConfig, designs: List[Design]) -> Tuple[SweepConfig, str]:
+    """resources.gpus_per_trial=auto made a number from each design's trial calibrated on this machine's GPU
+    (calibration.gpu_packing), with the line that says why; any other config as it is, with no line."""
+    import torch
+    if cfg.resources.gpus_per_trial != "auto":
+        return cfg, ""
+    if not torch.cuda.is_available():
+        raise SweepError("resources.gpus_per_trial=auto is chosen from a calibration on this machine's GPU, and it has "
+                         "none; give the share, e.g. resources.gpus_per_trial=0.25 for four trials per GPU")
+    base, seeds = cfg.trial_proxy(), trial_seeds(cfg)
+    calibrated = {}
+    for design in designs:
+        proxy = base.for_design(design)
+        trial = cached_calibration(proxy, seeds)
+        try:
+            probe = cached_calibration(proxy, seeds * SPEED_PROBE)["step_s"]
+        except torch.cuda.OutOfMemoryError:      # a stack of that many trials does not fit: speed is not the bound
+            probe = None
+            torch.cuda.empty_cache()
+        calibrated[f"{design.pattern} ({design.spec})"] = {**trial, "probe_step_s": probe}
+    gpu = torch.cuda.get_device_properties(0)
+    cpus_per_gpu = (os.cpu_count() or 1) / cfg.resources.cpus_per_trial / torch.cuda.device_count()
+    packing = gpu_packing(calibrated, gpu.total_memory / 2 ** 20, cpus_per_gpu)
+    resources = dataclasses.replace(cfg.resources, gpus_per_trial=packing.share)
+    return dataclasses.replace(cfg, resources=resources), packing.describe()
 
 
 def check_gpu_memory(cfg: SweepConfig, designs: List[Design]) -> None:
     """Refuse, before Ray starts, a sweep whose trials sharing a GPU would not fit in its memory (each design's
-    peak calibrated on this machine's GPU; with a cluster and no GPU here nothing is known, and nothing checked)."""
+    peak calibrated on this machine's GPU, for a trial of its fused seeds where they are fused; with a cluster and
+    no GPU here nothing is known, and nothing checked)."""
     import torch
     base = cfg.trial_proxy()
     if base.trainer.device != "cuda" or not torch.cuda.is_available():
         return
     gpu = torch.cuda.get_device_properties(0)
-    peaks = {f"{d.pattern} ({d.spec})": cached_calibration(base.for_design(d))["peak_train_mb"] for d in designs}
+    peaks = {f"{d.pattern} ({d.spec})": cached_calibration(base.for_design(d), trial_seeds(cfg))["peak_train_mb"]
+             for d in designs}
     misfit = gpu_memory_misfit(peaks, cfg.resources.gpus_per_trial, gpu.total_memory / 2 ** 20, gpu.name)
     if misfit:
         raise SweepError(misfit)
@@ -38,12 +74,13 @@ def check_gpu_memory(cfg: SweepConfig, designs: List[Design]) -> None:
 def plan_markdown(cfg: SweepConfig, known: List[Design], size: DatasetSize, done_rows: List[ResultRow],
                   run_dir: Path) -> str:
     """What plan=true prints: every design with its cost, the trials to run, and the estimated wall time."""
+    cfg, packing = resolve_gpu_share(cfg, known)
     check_gpu_memory(cfg, known)
     done = {row.trial_id for row in done_rows}
     estimates = design_estimates(cfg, known, size)
     seeds = seed_range(cfg) if cfg.search.algo == "grid" else range(1)
     lines = [f"# Plan: {cfg.space} -> {run_dir}", "",
-             "| design | spec | params | MMACs | seeds to train | already in the run | est. s per trial | budget |",
+             "| design | spec | params | MMACs | seeds to train | already in the run | est. s per seed | budget |",
              "|---|---|---|---|---|---|---|---|"]
     durations = []
     for design in sorted(known, key=lambda d: -expected_cost(d.spec, cfg)):
@@ -51,14 +88,16 @@ def plan_markdown(cfg: SweepConfig, known: List[Design], size: DatasetSize, done
         reason = measures.over(cfg.budget)
         seconds = estimates[design.key]
         pending = [s for s in seeds if trial_key(design.key, s) not in done]
-        durations += [] if reason else [seconds] * len(pending)
+        trials = [len(pending)] if cfg.fuses_seeds() and pending else [1] * len(pending)
+        durations += [] if reason else [seconds * count for count in trials]
         lines.append(f"| {design.pattern} | `{design.spec}` | {measures.params:,} | "
                      f"{measures.macs_total / 1e6:.1f} | {len(pending)} | {len(seeds) - len(pending)} | "
                      f"{seconds:.0f} | {reason or 'ok'} |")
     if cfg.search.algo != "grid":
         mean = sum(durations) / max(1, len(durations))
         durations += [mean] * max(0, cfg.search.num_samples - len(known))
-    return "\n".join(lines + [""] + _wall_time_lines(cfg, durations, size)) + "\n"
+    packed = [f"- {packing}"] if packing else []
+    return "\n".join(lines + [""] + packed + _wall_time_lines(cfg, durations, size)) + "\n"
 
 
 def _wall_time_lines(cfg: SweepConfig, durations: List[float], size: DatasetSize) -> List[str]:
@@ -76,7 +115,8 @@ def _wall_time_lines(cfg: SweepConfig, durations: List[float], size: DatasetSize
     search = ("" if cfg.search.algo == "grid" else f" {cfg.search.algo}: {cfg.search.num_samples} designs at the "
               "known designs' mean cost; ASHA may stop some early, so this is an upper bound.")
     cluster = " On a Ray cluster (ray.address) the slots are the cluster's, not these." if cfg.ray.address else ""
-    return [f"- {len(durations)} trials to train, {slots} at once ({cfg.resources.cpus_per_trial:g} CPUs and "
+    fused = f" (each a design's {cfg.seeds} seeds fused into one model)" if cfg.fuses_seeds() else ""
+    return [f"- {len(durations)} trials to train{fused}, {slots} at once ({cfg.resources.cpus_per_trial:g} CPUs and "
             f"{cfg.resources.gpus_per_trial:g} GPUs per trial, {os.cpu_count()} CPUs here); "
             f"{sum(durations):,.0f} trial-seconds.",
             f"- Estimated wall time of the training: **{wall / 60:.1f} min** (then the throughput phase, whose "

@@ -13,7 +13,7 @@ from ..progress import Progress
 from ..results import FAILED, ResultRow, fingerprint, log_session, write_table
 from ..space import Design, Space, get_space
 from ..spec import SpecError, parse_spec
-from .planning import check_gpu_memory, design_estimates, plan_markdown
+from .planning import check_gpu_memory, design_estimates, plan_markdown, resolve_gpu_share
 from .resolutions import run_resolutions
 from .store import RunStore, SweepError
 from .throughput import measure_throughput
@@ -48,6 +48,9 @@ def run_sweep(cfg: SweepConfig, command: str = "") -> Optional[Path]:
         print(plan_markdown(sweep.cfg, sweep.designs, sweep.size, sweep.store.rows(), sweep.store.run_dir))
         return None
     sweep.store.check_writable()
+    sweep.cfg, packing = resolve_gpu_share(sweep.cfg, sweep.designs)
+    if packing:
+        print(packing, flush=True)
     check_gpu_memory(sweep.cfg, sweep.designs)
     sweep.store.lock()
     try:

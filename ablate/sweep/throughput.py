@@ -19,7 +19,7 @@ def measure_throughput(store: RunStore, cfg: SweepConfig) -> None:
     figures into its rows."""
     import torch
 
-    device = "cuda" if cfg.resources.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu"
+    device = "cuda" if cfg.uses_gpu() and torch.cuda.is_available() else "cpu"
     torch.set_num_threads(os.cpu_count() or 1)
     dtype = "bf16" if device == "cuda" else "fp32"
     for size, designs in pending_designs(read_rows(store.run_dir), cfg.data.image_size).items():
