@@ -24,7 +24,8 @@ from .data.base import cache_dir
 from .files import write_atomic
 from .ladder import ladder_cost
 from .proxy import ProxyConfig, TrainerConfig
-from .train import Diverged, make_optimizer, mixed_precision, train_step, trial_rungs, trunk_evaluations
+from .step_graph import WARMUP_STEPS, graph_possible
+from .train import Diverged, make_optimizer, mixed_precision, step_runner, trial_rungs, trunk_evaluations
 from .timing import synchronize
 
 RAY_START_S = 15.0          # Ray's start-up and shutdown around the trials, as seen in the default run's log
@@ -50,7 +51,7 @@ def machine_id() -> str:
 def _calibration_key(proxy: ProxyConfig, seeds: int = 1) -> str:
     t = proxy.trainer
     key = [machine_id(), dataclasses.asdict(proxy.model), t.batch_size, t.threads, t.device, t.channels_last,
-           proxy.data.image_size]
+           proxy.data.image_size] + (["cuda graph"] if t.cuda_graph and t.device == "cuda" else [])
     return json.dumps(key + ([seeds] if seeds > 1 else []), sort_keys=True)
 
 
@@ -83,21 +84,22 @@ def calibration_batch(proxy: ProxyConfig, device):
 
 def trial_step(proxy: ProxyConfig, seeds: int, device):
     """A trial's training step and its evaluation forward, each a callable on one random batch of the trial's
-    shape, and what they train: one model (train.train_step), or, for ``seeds`` > 1, the fused seeds
-    (fused.StackedModels) on that batch for each seed."""
+    shape, what they train, and the StepRunner that steps it: one model (train.train_step), or, for ``seeds`` > 1,
+    the fused seeds (fused.StackedModels) on that batch for each seed; a CUDA graph of either where the trial's
+    would be one."""
     t = proxy.trainer
-    autocast = functools.partial(mixed_precision, device.type == "cuda")
     x, y = calibration_batch(proxy, device)
     if seeds == 1:
         model = proxy_model(proxy).to(device, memory_format=_memory_format(proxy))
-        optimizer = make_optimizer(model, t)
-        return (lambda where: train_step(model, optimizer, x, y, proxy, where, autocast, t.lr),
-                lambda: model.eval()(x), model)
+        optimizer = make_optimizer(model, t, capturable=not graph_possible(device, t.cuda_graph))
+        runner = step_runner(model, optimizer, proxy, device)
+        return (lambda where: runner.step(x, y, t.lr, where), lambda: model.eval()(x), model, runner)
     from .fused import StackedModels
     stack = StackedModels([proxy_model(proxy).to(device) for _ in range(seeds)], t)
     xs, ys = x.expand(seeds, *x.shape).contiguous(), y.expand(seeds, *y.shape)       # (S, B, 3, H, W), (S, B)
-    return (lambda where: stack.train_step(xs, ys, t.lr, where, autocast),
-            lambda: (stack.module.eval(), stack.forward(xs)), stack)
+    runner = stack.runner()
+    return (lambda where: runner.step(xs, ys, t.lr, where), lambda: (stack.module.eval(), stack.forward(xs)), stack,
+            runner)
 
 
 def calibrate(proxy: ProxyConfig, seeds: int = 1) -> Dict[str, Optional[float]]:
@@ -112,10 +114,12 @@ def calibrate(proxy: ProxyConfig, seeds: int = 1) -> Dict[str, Optional[float]]:
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    step, forward, _ = trial_step(proxy, seeds, device)
+    step, forward, _, runner = trial_step(proxy, seeds, device)
     # A process's first step pays one-off costs (thread pools, kernels); a later model's first step does not
-    # (measured: within the step-to-step spread), so only the process's first calibration steps twice.
-    times = timed_steps(step, device, 1 if device.type in _warmed_up else 2)
+    # (measured: within the step-to-step spread), so only the process's first calibration steps twice. A CUDA
+    # graph's steps are timed once captured: its eager warm-up steps and the capture first.
+    untimed = WARMUP_STEPS + 1 if runner.graphed else 0
+    times = timed_steps(step, device, untimed + (1 if device.type in _warmed_up else 2))
     _warmed_up.add(device.type)
     peak_mb = torch.cuda.max_memory_reserved(device) / 2 ** 20 if device.type == "cuda" else None
     with torch.no_grad(), mixed_precision(device.type == "cuda"):

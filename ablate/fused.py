@@ -29,6 +29,7 @@ from .ladder import check_budgets, lr_factor
 from .ops import get_default_backend, resolve_backend, set_default_backend
 from .proxy import ProxyConfig, TrainerConfig
 from .results import FAILED, TrialResult
+from .step_graph import StepRunner, graph_possible, restore_optimizer_
 from .train import (NO_DECAY_SUFFIXES, Diverged, TrainState, _digest, _record, _train_epoch, epoch_order, make_feeds, mixed_precision,
                     trial_rungs, warmup_steps)
 
@@ -70,11 +71,13 @@ class StackedModels:
         self.trainer = trainer
         self.params, self.buffers = stack_module_state(models)          # (S, ...) leaves, requires_grad
         self.module = copy.deepcopy(models[0]).to("meta")                # the structure the stacks are called with
-        decay = {name for name, p in models[0].named_parameters() if p.dim() >= 2 and not name.endswith(NO_DECAY_SUFFIXES)}
-        self.optimizer = torch.optim.AdamW(
-            [{"params": [p for n, p in self.params.items() if n in decay], "weight_decay": trainer.weight_decay},
-             {"params": [p for n, p in self.params.items() if n not in decay], "weight_decay": 0.0}], lr=trainer.lr)
         device = next(iter(self.params.values())).device
+        self.device, self.why_not_graph = device, graph_possible(device, trainer.cuda_graph)
+        decay = {name for name, p in models[0].named_parameters() if p.dim() >= 2 and not name.endswith(NO_DECAY_SUFFIXES)}
+        groups = [{"params": [p for n, p in self.params.items() if n in decay], "weight_decay": trainer.weight_decay},
+                  {"params": [p for n, p in self.params.items() if n not in decay], "weight_decay": 0.0}]
+        self.optimizer = (torch.optim.AdamW(groups, lr=trainer.lr) if self.why_not_graph else
+                          torch.optim.AdamW(groups, lr=torch.tensor(trainer.lr, device=device), capturable=True))
         self.alive = torch.ones(len(models), dtype=torch.bool, device=device)
         self.errors: List[Optional[str]] = [None] * len(models)
 
@@ -82,22 +85,51 @@ class StackedModels:
         """(S, b, C, H, W) images, model s's through model s -> (S, b, classes) logits."""
         return vmap(functools.partial(functional_call, self.module))((self.params, self.buffers), (x,))
 
-    def train_step(self, x, y, lr: float, where: str, autocast) -> np.ndarray:
-        """One optimizer step of every model, as train.train_step takes it for one; returns the (S,) losses. A model
-        whose loss is not finite is failed here and contributes no gradient from now on."""
+    def losses(self, x, y, autocast) -> torch.Tensor:
+        """Each model's training loss on its batch, label smoothing included: (S,)."""
         self.module.train()
         with autocast():
             logits = self.forward(x).float()                                            # (S, b, classes)
         smoothing = self.trainer.label_smoothing
-        losses = vmap(functools.partial(F.cross_entropy, label_smoothing=smoothing))(logits, y)   # (S,)
+        return vmap(functools.partial(F.cross_entropy, label_smoothing=smoothing))(logits, y)
+
+    def update(self, losses: torch.Tensor) -> None:
+        """Backward from the models still alive, each model's clipping, the optimizer's step (no host sync)."""
+        torch.where(self.alive, losses, 0.0).sum().backward()
+        self._clip_each(self.trainer.grad_clip)
+        self.optimizer.step()
+
+    def train_step(self, x, y, lr: float, where: str, autocast) -> np.ndarray:
+        """One optimizer step of every model, as train.train_step takes it for one; returns the (S,) losses. A model
+        whose loss is not finite is failed here and contributes no gradient from now on."""
+        losses = self.losses(x, y, autocast)
         self._fail_diverged(losses, where)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        torch.where(self.alive, losses, 0.0).sum().backward()
-        self._clip_each(self.trainer.grad_clip)
-        self.optimizer.step()
+        self.update(losses)
         return losses.detach().cpu().numpy()
+
+    def runner(self) -> StepRunner:
+        """How the stack steps: train_step, or on CUDA (trainer.cuda_graph) one captured graph of the same step (a
+        seed whose loss broke is failed after the replay instead of before the update)."""
+        on_cuda = self.device.type == "cuda"
+        autocast = functools.partial(mixed_precision, on_cuda)
+        uncached = functools.partial(mixed_precision, on_cuda, cache=False)
+
+        def eager(x, y, lr, where):
+            return self.train_step(x, y, lr, where, autocast)
+
+        def body(x, y):
+            losses = self.losses(x, y, uncached)
+            self.update(losses)
+            return losses.detach()
+
+        def check(losses, where):
+            self._fail_diverged(losses, where)
+            return losses.cpu().numpy()
+        return StepRunner(eager, body, check, self.optimizer, use_graph=not self.why_not_graph,
+                          why_not=self.why_not_graph)
 
     def _fail_diverged(self, losses: torch.Tensor, where: str) -> None:
         finite = torch.isfinite(losses)
@@ -138,6 +170,7 @@ class FusedRun:
             torch.manual_seed(cfg.seed)                   # each seed's initialisation, as its own trial draws it
             models.append(make_model(cfg, data.num_classes, data.in_chans).to(device))
         self.stack = StackedModels(models, t)
+        self.runner = self.stack.runner()
         feeds = [make_feeds(cfg, data, device) for cfg, data in zip(cfgs, datasets)]
         self.train_feeds, self.val_feeds = [f[0] for f in feeds], [f[1] for f in feeds]
         self.n_train = len(datasets[0].train)
@@ -153,7 +186,7 @@ class FusedRun:
         t = self.cfg.trainer
         epoch, batch = divmod(step, self.steps_per_epoch)
         lr = t.lr * lr_factor(step, self.warmup_steps, rung, t.decay)
-        return self.stack.train_step(x, y, lr, f"epoch {epoch + 1}, step {batch + 1}", self.autocast)
+        return self.runner.step(x, y, lr, f"epoch {epoch + 1}, step {batch + 1}")
 
     @torch.no_grad()
     def evaluation(self, step: int, losses: List[np.ndarray], branch: Optional[float] = None) -> dict:
@@ -205,7 +238,7 @@ class FusedRun:
     def put_back(self, snapshot) -> None:
         (weights, optimizer), rng = snapshot
         self.stack.load_weights(weights)
-        self.stack.optimizer.load_state_dict(optimizer)
+        restore_optimizer_(self.stack.optimizer, optimizer)
         self.set_rng_state(*rng)
 
     def state(self, results: List[TrialResult], epochs_done: int) -> TrainState:
@@ -304,6 +337,8 @@ def _train_epochs(run: FusedRun, datasets, results: List[TrialResult], report, s
             if run.stack.errors[seed] is None:
                 result.history.extend(seed_entry(entry, seed) for entry in entries)
                 _record(result, float(epoch_loss[seed]), run.epoch + 1, rungs, each)
+        for result in results:
+            result.step_mode = run.runner.mode
         if report is not None:
             report([dataclasses.replace(r, history=list(r.history), budgets=list(r.budgets)) for r in results],
                    run.state(results, run.epoch + 1))

@@ -72,6 +72,10 @@ class TrainerConfig:
     decay: str = "cosine"
     # channels_last memory format for images and conv weights: faster convs with oneDNN on CPU and cuDNN on GPU.
     channels_last: bool = True
+    # On CUDA, the training step captured as one CUDA graph after a few eager steps and replayed (ablate/step_graph.py):
+    # a proxy trial is bound by kernel launches there. Where capture fails the trial goes on eagerly and its row says
+    # so (step_mode). No effect on a CPU.
+    cuda_graph: bool = True
 
 
 @dataclasses.dataclass

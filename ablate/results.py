@@ -102,6 +102,7 @@ class TrialResult:
     # the epochs done at each checkpoint the trial went on from after its process was lost (empty: never lost)
     resumed_from: Optional[List[int]] = dataclasses.field(default_factory=list)
     fused_seeds: Optional[int] = 1           # the seeds trained together as one model in its trial (ablate/fused.py)
+    step_mode: Optional[str] = None          # "cuda graph", or "eager" (with why not a graph: ablate/step_graph.py)
 
     def __post_init__(self):
         # rows read back from JSON, Ray or a table carry the budgets as plain dicts

@@ -7,7 +7,9 @@ It never raises for a failing trial: a diverging loss, a bad spec or an unreadab
 """
 import copy
 import dataclasses
+import functools
 import hashlib
+import math
 import time
 import traceback
 from typing import Callable, List, Optional, Tuple
@@ -24,6 +26,7 @@ from .files import atomic_path
 from .ladder import Rung, check_budgets, ladder, lr_factor
 from .proxy import ProxyConfig, TrainerConfig
 from .results import FAILED, BudgetResult, TrialResult
+from .step_graph import StepRunner, graph_possible, restore_optimizer_
 
 
 NO_DECAY_SUFFIXES = ("A_log",)  # the SSM's decay rates: 2-D, but a parameter of the dynamics, not a weight
@@ -102,31 +105,70 @@ class TrainState:
         return cls(**torch.load(path, map_location="cpu", weights_only=True))
 
 
-def mixed_precision(on_cuda: bool):
-    """The autocast every trial step and evaluation runs under: bf16 on CUDA, none on the CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
+def mixed_precision(on_cuda: bool, cache: bool = True):
+    """The autocast every trial step and evaluation runs under: bf16 on CUDA, none on the CPU. ``cache=False`` for a
+    step captured as a CUDA graph (autocast's cache of cast weights must not outlive the capture)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda, cache_enabled=cache)
 
 
-def make_optimizer(model, trainer) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(_param_groups(model, trainer.weight_decay), lr=trainer.lr)
+def make_optimizer(model, trainer, capturable: bool = False) -> torch.optim.Optimizer:
+    """AdamW over the decay groups; ``capturable`` for a CUDA graph's step: its state and learning rate on the GPU."""
+    groups = _param_groups(model, trainer.weight_decay)
+    if not capturable:
+        return torch.optim.AdamW(groups, lr=trainer.lr)
+    device = next(model.parameters()).device
+    return torch.optim.AdamW(groups, lr=torch.tensor(trainer.lr, device=device), capturable=True)
+
+
+def step_loss(model, x, y, cfg: ProxyConfig, autocast) -> torch.Tensor:
+    """The training loss of a batch, label smoothing included."""
+    model.train()
+    with autocast():
+        return F.cross_entropy(model(x).float(), y, label_smoothing=cfg.trainer.label_smoothing)
+
+
+def update(model, optimizer, loss: torch.Tensor, cfg: ProxyConfig) -> None:
+    """Backward, gradient clipping and the optimizer's step (no host sync: a CUDA graph can hold it)."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip)
+    optimizer.step()
 
 
 def train_step(model, optimizer, x, y, cfg: ProxyConfig, where: str, autocast, lr: float) -> float:
     """One optimizer step of a trial (the plan's calibration times this same step): label smoothing, a loss
-    checked for divergence, gradient clipping."""
-    t = cfg.trainer
-    model.train()
-    with autocast():
-        loss = F.cross_entropy(model(x).float(), y, label_smoothing=t.label_smoothing)
+    checked for divergence, gradient clipping. The reference, and the CPU's step."""
+    loss = step_loss(model, x, y, cfg, autocast)
     if not torch.isfinite(loss):
         raise Diverged(f"loss is {loss.item()} at {where}")
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-    optimizer.step()
+    update(model, optimizer, loss, cfg)
     return loss.item()
+
+
+def checked(loss: torch.Tensor, where: str) -> float:
+    """The loss of a step already taken (a CUDA graph's), on the host; Diverged when it is not finite."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise Diverged(f"loss is {value} at {where}")
+    return value
+
+
+def step_runner(model, optimizer, cfg: ProxyConfig, device: torch.device) -> StepRunner:
+    """How a trial steps: train_step, or on CUDA (trainer.cuda_graph) one captured graph of the same step."""
+    autocast = functools.partial(mixed_precision, device.type == "cuda")
+    uncached = functools.partial(mixed_precision, device.type == "cuda", cache=False)
+
+    def eager(x, y, lr, where):
+        return train_step(model, optimizer, x, y, cfg, where, autocast, lr)
+
+    def body(x, y):
+        loss = step_loss(model, x, y, cfg, uncached)
+        update(model, optimizer, loss, cfg)
+        return loss.detach()
+    why_not = graph_possible(device, cfg.trainer.cuda_graph)
+    return StepRunner(eager, body, checked, optimizer, use_graph=not why_not, why_not=why_not)
 
 
 def _digest(data) -> "hashlib._Hash":
@@ -162,6 +204,7 @@ class _Run:
     warmup_steps: int
     on_cuda: bool
     started: float
+    runner: StepRunner
 
     def autocast(self):
         return mixed_precision(self.on_cuda)
@@ -193,8 +236,7 @@ class _Run:
         t = self.cfg.trainer
         epoch, batch = divmod(step, self.steps_per_epoch)
         lr = t.lr * lr_factor(step, self.warmup_steps, rung, t.decay)
-        return train_step(self.model, self.optimizer, x, y, self.cfg, f"epoch {epoch + 1}, step {batch + 1}",
-                          self.autocast, lr)
+        return self.runner.step(x, y, lr, f"epoch {epoch + 1}, step {batch + 1}")
 
     def evaluation(self, step: int, losses: List[float], branch: Optional[float] = None) -> dict:
         """A history entry: the validation metrics after ``step`` steps; ``branch``: the budget of the branch that
@@ -222,8 +264,8 @@ class _Run:
 
     def put_back(self, snapshot) -> None:
         (model, optimizer), rng = snapshot
-        self.model.load_state_dict(model)
-        self.optimizer.load_state_dict(optimizer)
+        self.model.load_state_dict(model)                  # in place: a captured graph reads these tensors
+        restore_optimizer_(self.optimizer, optimizer)
         self.set_rng_state(*rng)
 
 
@@ -247,11 +289,12 @@ def _start(cfg: ProxyConfig, data, started: float) -> _Run:
     model = make_model(cfg, data.num_classes, data.in_chans).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, t)
+    optimizer = make_optimizer(model, t, capturable=not graph_possible(device, t.cuda_graph))
     steps_per_epoch = epoch_steps(len(data.train), t.batch_size)
     train_feed, val_feed = make_feeds(cfg, data, device)
     return _Run(cfg, model, optimizer, train_feed, val_feed, len(data.train), steps_per_epoch,
-                warmup_steps(t, steps_per_epoch), device.type == "cuda", started)
+                warmup_steps(t, steps_per_epoch), device.type == "cuda", started,
+                step_runner(model, optimizer, cfg, device))
 
 
 Report = Callable[[TrialResult, TrainState], None]
@@ -286,6 +329,7 @@ def train_proxy(cfg: ProxyConfig, report: Optional[Report] = None, start: Option
             if epoch < first:
                 continue                        # done before the checkpoint: only its order enters the digest
             epoch_loss = _train_epoch(run, rungs, order, epoch, result.history)
+            result.step_mode = run.runner.mode
             _record(result, float(epoch_loss), epoch + 1, rungs, time.perf_counter() - run.started)
             if report is not None:
                 report(dataclasses.replace(result, history=list(result.history), budgets=list(result.budgets)),

@@ -17,7 +17,7 @@ def test_the_calibrated_step_is_the_trials_step():
     proxy.model.dim = proxy.model.in_dim = 8
     cpu = torch.device("cpu")
     torch.manual_seed(0)
-    step, _, calibrated = trial_step(proxy, 1, cpu)
+    step, _, calibrated, _ = trial_step(proxy, 1, cpu)
     times = timed_steps(step, cpu, steps=2)
     torch.manual_seed(0)
     x, y = calibration_batch(proxy, cpu)
@@ -37,7 +37,7 @@ def test_a_fused_calibration_steps_each_seed_as_its_own_trial_would():
     proxy.model.dim = proxy.model.in_dim = 8
     cpu = torch.device("cpu")
     torch.manual_seed(0)
-    step, forward, stack = trial_step(proxy, 2, cpu)
+    step, forward, stack, _ = trial_step(proxy, 2, cpu)
     timed_steps(step, cpu, steps=1)
     assert forward()[1].shape == (2, 8, 10)                         # (seeds, batch, classes)
     torch.manual_seed(0)
