@@ -34,6 +34,21 @@ RUNS = [("today: separate trials, eager", 1, 4, False),
         ("fused seeds, CUDA graph", 3, 1, True),
         ("fused seeds, CUDA graph", 3, 2, True),
         ("fused seeds, CUDA graph", 3, 4, True)]
+QUICK_RUNS = [("fused seeds, eager", 2, 1, False)]        # the separate trials' worker is gpu_feed.py's, tested there
+
+
+def auto_packed(root: Path):
+    """The run resources.gpus_per_trial=auto chooses for the experiment's default design on this GPU (its line
+    printed): fused seeds with CUDA graphs, as many processes as it packs."""
+    import search_spaces  # noqa: F401  (registers the spaces)
+    from ablate.config import load_config
+    from ablate.sweep.planning import resolve_gpu_share
+    from ablate.sweep.run import prepare
+    sweep = prepare(load_config(["experiment=placement_cifar100", f"data.root={root}", "resources.gpus_per_trial=auto",
+                                 "designs=[last N/2 (default)]"]))
+    cfg, line = resolve_gpu_share(sweep.cfg, sweep.designs)
+    print(line, flush=True)
+    return (f"auto: {line.split(':')[1].split('(')[0].strip()}", 3, round(1 / cfg.resources.gpus_per_trial), True)
 
 
 def worker(spec: str) -> None:
@@ -89,12 +104,12 @@ def metrics(quick: bool) -> dict:
     from ablate.fused import train_fused
     from ablate.proxy import ProxyConfig
     from ablate.train import train_proxy
-    options = {"n_train": 96, "n_val": 64} if quick else {"n_train": 5000, "n_val": 1000}
+    options = {"n_train": 64, "n_val": 32} if quick else {"n_train": 5000, "n_val": 1000}
     base = {"data": {"name": "fractal", "options": options},
-            "trainer": {"epochs": 2, "batch_size": 32 if quick else 128}}
+            "trainer": {"epochs": 1 if quick else 2, "batch_size": 32 if quick else 128}}
     if quick:
         base["model"] = {"dim": 8, "in_dim": 8, "num_heads": [1, 1, 2, 2]}
-    cfgs = [ProxyConfig.from_dict({**base, "seed": seed}) for seed in SEEDS]
+    cfgs = [ProxyConfig.from_dict({**base, "seed": seed}) for seed in (SEEDS[:2] if quick else SEEDS)]
     started = time.perf_counter()
     fused = train_fused(cfgs)
     fused_s = time.perf_counter() - started
@@ -102,14 +117,14 @@ def metrics(quick: bool) -> dict:
     separate_s = time.perf_counter() - started - fused_s
     keys = ("status", "val_acc_late", "val_loss_late", "val_acc_final", "val_loss_final", "train_loss", "step_mode")
     rows = [{"seed": seed, "fused": {k: getattr(f, k) for k in keys}, "separate": {k: getattr(s, k) for k in keys}}
-            for seed, f, s in zip(SEEDS, fused, separate)]
+            for seed, f, s in zip(SEEDS, fused, separate)]     # zip: the seeds run
     print("| seed | val acc late, fused / separate | val loss late, fused / separate | train loss, fused / separate |")
     print("|---|---|---|---|")
     for row in rows:
         f, s = row["fused"], row["separate"]
         print(f"| {row['seed']} | {f['val_acc_late']:.4f} / {s['val_acc_late']:.4f} | {f['val_loss_late']:.4f} / "
               f"{s['val_loss_late']:.4f} | {f['train_loss']:.4f} / {s['train_loss']:.4f} |")
-    print(f"fused run {fused_s:.1f} s, the three separate runs {separate_s:.1f} s", flush=True)
+    print(f"fused run {fused_s:.1f} s, the {len(cfgs)} separate runs {separate_s:.1f} s", flush=True)
     return {"seeds": rows, "fused_s": fused_s, "separate_s": separate_s}
 
 
@@ -117,7 +132,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2, help="per throughput trial (img/s counts the last)")
     parser.add_argument("--out", default="gpu_sweep.json")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, two runs of one process: a try on a CPU")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes, one fused run of two seeds in one process: a try on a CPU (the test's)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -136,8 +152,7 @@ def main():
             cfg["model"].update(dim=8, in_dim=8)
         from ablate.data import load_dataset
         load_dataset("cifar100", image_size=32, root=root)                  # packed once, before the trials
-        runs = [(label, 1 if args.quick else seeds, 1 if args.quick else copies, graph)
-                for label, seeds, copies, graph in (RUNS[::2][:2] if args.quick else RUNS)]
+        runs = QUICK_RUNS if args.quick else RUNS + [auto_packed(root)]
         for label, seeds, copies, graph in runs:
             trial_cfg = {**cfg, "trainer": {**cfg["trainer"], "cuda_graph": graph}}
             report["runs"].append(throughput(label, trial_cfg, n_train, seeds, copies))

@@ -18,6 +18,7 @@ TINY_RUNS = {
     "data_memory.py": (["--trials", "1", "--steps", "1", "--n-train", "500"], "packed / reference, whole processes:"),
     "gpu_feed.py": (["--epochs", "1", "--n-train", "64", "--n-val", "16", "--batch-size", "16", "--first", "1",
                      "--out", "{tmp}/gpu_feed.json"], '"run": "32 px, host feed, basic"'),
+    "gpu_sweep.py": (["--quick", "--out", "{tmp}/gpu_sweep.json"], "| 1 | 0."),
     "throughput_phase.py": (["--designs", "2", "--repeats", "1", "model.dim=8", "model.in_dim=8", "throughput.batch=4",
                              "throughput.max_seconds=0.2"], "ratio rounds / sequential"),
     "plan.py": (["--runs-dir", "{tmp}/runs", "smoke=true", "seeds=1", "designs=[all conv]"],
@@ -38,6 +39,11 @@ def test_a_benchmark_runs_at_a_tiny_size(script, tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert expected in done.stdout, done.stdout[-3000:]
+    if script == "gpu_sweep.py":             # a fused trial trained in its worker, and the metrics' fused seeds
+        report = json.loads((tmp_path / "gpu_sweep.json").read_text())
+        assert [r["img_per_s"] > 0 for r in report["runs"]] == [True]
+        assert [r["results"][0]["status"] for r in report["runs"]] == [["ok", "ok"]]
+        assert [s["fused"]["status"] for s in report["metrics"]["seeds"]] == ["ok", "ok"]
     if script == "gpu_feed.py":              # its trials run in subprocesses: each must have trained
         runs = json.loads((tmp_path / "gpu_feed.json").read_text())
         assert [r["status"] for run in runs for r in run.get("results", [])] == ["ok", "ok"]

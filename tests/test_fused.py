@@ -105,6 +105,7 @@ def spread(results, references, key):
 
 def test_the_fused_seeds_end_as_the_separate_trials_within_the_references_own_rounding_spread(trained):
     fused, separate, reordered, _ = trained
+    assert [f.fused_seeds for f in fused] == [2, 2] and fused[0].train_time_s == fused[1].train_time_s  # each a share
     for f, s in zip(fused, separate):
         assert f.status == s.status == "ok" and f.seed == s.seed and f.spec == s.spec and f.params == s.params
         assert f.data_digest == s.data_digest                        # the same images in the same order, per seed
