@@ -11,6 +11,12 @@ CIFAR-100-sized set of random images (as benchmarks/gpu_feed.py). img/s counts t
 the seeds of a fused trial) over its wall time, all processes together. The sweep's estimate: the 30 trials' images
 (10 designs x 3 seeds x 30 epochs x 50,000, times the budget ladder's extra steps) at that rate.
 Metrics: seeds 0-2 of the default design on the built-in fractal task, fused and separately, on this device.
+
+On a lent GPU machine (its image has torch; carry kornia's wheels, as for gpu_feed.py), as one call with room to rerun:
+    pip download kornia kornia_rs -d wheels        # here, once; wheels/ is carried (run's carry=["wheels"])
+    pip install --no-index --find-links wheels kornia && python3 benchmarks/gpu_sweep.py --out $OUT/gpu_sweep.json
+It needs neither Ray nor OmegaConf: gpus_per_trial=auto's choice is made with the same calibration and packing
+(ablate.calibration.gpu_packing) the sweep's plan uses.
 """
 import argparse
 import json
@@ -34,21 +40,29 @@ RUNS = [("today: separate trials, eager", 1, 4, False),
         ("fused seeds, CUDA graph", 3, 1, True),
         ("fused seeds, CUDA graph", 3, 2, True),
         ("fused seeds, CUDA graph", 3, 4, True)]
+EXPERIMENT_CPUS_PER_TRIAL = 2        # experiments/placement_cifar100.yaml's resources.cpus_per_trial
 QUICK_RUNS = [("fused seeds, eager", 2, 1, False)]        # the separate trials' worker is gpu_feed.py's, tested there
 
 
-def auto_packed(root: Path):
-    """The run resources.gpus_per_trial=auto chooses for the experiment's default design on this GPU (its line
-    printed): fused seeds with CUDA graphs, as many processes as it packs."""
-    import search_spaces  # noqa: F401  (registers the spaces)
-    from ablate.config import load_config
-    from ablate.sweep.planning import resolve_gpu_share
-    from ablate.sweep.run import prepare
-    sweep = prepare(load_config(["experiment=placement_cifar100", f"data.root={root}", "resources.gpus_per_trial=auto",
-                                 "designs=[last N/2 (default)]"]))
-    cfg, line = resolve_gpu_share(sweep.cfg, sweep.designs)
-    print(line, flush=True)
-    return (f"auto: {line.split(':')[1].split('(')[0].strip()}", 3, round(1 / cfg.resources.gpus_per_trial), True)
+def auto_packed(cfg: dict):
+    """The run resources.gpus_per_trial=auto would choose for the default design on this GPU (the same calibration
+    and packing as planning.resolve_gpu_share, without Ray or OmegaConf): fused seeds with CUDA graphs, as many
+    processes as it packs. Its line printed."""
+    import torch
+    from ablate.calibration import SPEED_PROBE, cached_calibration, gpu_packing
+    from ablate.proxy import ProxyConfig
+    proxy = ProxyConfig.from_dict({**cfg, "trainer": {**cfg["trainer"], "device": "cuda"}})
+    seeds = len(SEEDS)
+    trial = cached_calibration(proxy, seeds)
+    try:
+        probe = cached_calibration(proxy, seeds * SPEED_PROBE)["step_s"]
+    except torch.cuda.OutOfMemoryError:
+        probe = None
+    cpus_per_gpu = (os.cpu_count() or 1) / EXPERIMENT_CPUS_PER_TRIAL / torch.cuda.device_count()
+    packing = gpu_packing({"default": {**trial, "probe_step_s": probe}},
+                          torch.cuda.get_device_properties(0).total_memory / 2 ** 20, cpus_per_gpu)
+    print(packing.describe(), flush=True)
+    return (f"auto ({packing.trials} per GPU)", seeds, packing.trials, True), packing.describe()
 
 
 def worker(spec: str) -> None:
@@ -152,7 +166,10 @@ def main():
             cfg["model"].update(dim=8, in_dim=8)
         from ablate.data import load_dataset
         load_dataset("cifar100", image_size=32, root=root)                  # packed once, before the trials
-        runs = QUICK_RUNS if args.quick else RUNS + [auto_packed(root)]
+        runs = list(QUICK_RUNS if args.quick else RUNS)
+        if torch.cuda.is_available():
+            auto, report["packing"] = auto_packed(cfg)
+            runs.append(auto)
         for label, seeds, copies, graph in runs:
             trial_cfg = {**cfg, "trainer": {**cfg["trainer"], "cuda_graph": graph}}
             report["runs"].append(throughput(label, trial_cfg, n_train, seeds, copies))
