@@ -128,7 +128,7 @@ def calibrate(proxy: ProxyConfig, seeds: int = 1) -> Dict[str, Optional[float]]:
         synchronize(device)
         eval_s = (time.perf_counter() - start) / t.batch_size
     if device.type == "cuda":               # the trials, in other processes, get the GPU's memory back
-        del step, forward
+        del step, forward, _, runner        # the model or stack, and the graph with its memory pool
         gc.collect()
         torch.cuda.empty_cache()
     return {"step_s": times[-1], "eval_s_per_image": eval_s, "peak_train_mb": peak_mb}

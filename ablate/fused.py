@@ -12,7 +12,6 @@ stacked parameters is S AdamWs). A seed whose loss diverges is failed alone; the
 so fusing gains little there). The two agree to float rounding: vmap runs the same arithmetic through batched
 kernels, whose sums may be ordered differently (tests/test_fused.py measures how far apart they end).
 """
-import contextlib
 import copy
 import dataclasses
 import functools
@@ -26,7 +25,6 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .build import epoch_steps, make_dataset, make_model, resolve_device
 from .ladder import check_budgets, lr_factor
-from .ops import get_default_backend, resolve_backend, set_default_backend
 from .proxy import ProxyConfig, TrainerConfig
 from .results import FAILED, TrialResult
 from .step_graph import StepRunner, graph_possible, restore_optimizer_
@@ -48,19 +46,6 @@ def check_fusable(cfgs: List[ProxyConfig]) -> None:
         raise ValueError(f"model.drop_path_rate={cfgs[0].model.drop_path_rate} cannot be fused: stochastic depth draws "
                          f"from the global random stream, which the fused seeds share; set it to 0 or train the seeds "
                          f"separately (resources.fuse_seeds=false)")
-
-
-@contextlib.contextmanager
-def vmappable_scan(on_cuda: bool):
-    """mamba_ssm's CUDA scan has no vmap rule; the chunked scan has one (its groups take the seeds), so the fused
-    trainer scans with it where ``auto`` would pick mamba_ssm."""
-    before = get_default_backend()
-    if on_cuda and resolve_backend("auto", True) == "cuda":
-        set_default_backend("chunked")
-    try:
-        yield
-    finally:
-        set_default_backend(before)
 
 
 class StackedModels:
@@ -201,6 +186,7 @@ class FusedRun:
             correct = correct + (logits.argmax(-1) == y).sum(1).cpu().numpy()
             nll = nll + vmap(functools.partial(F.cross_entropy, reduction="sum"))(logits, y).cpu().numpy()
         count = len(self.val_feeds[0].part)
+        # train_time_s: the fused trial's wall clock (a row's train_time_s is each seed's share of it)
         entry = {"epoch": round(step / self.steps_per_epoch, 4), "step": step, "val_acc": correct / count,
                  "val_loss": nll / count, "train_loss": np.mean(losses, axis=0),
                  "train_time_s": time.perf_counter() - self.started}
@@ -288,13 +274,12 @@ def train_fused(cfgs: List[ProxyConfig], report: Optional[FusedReport] = None,
     started = time.perf_counter()
     run = None
     try:
-        with vmappable_scan(resolve_device(t.device).type == "cuda"):
-            datasets = []
-            for cfg in cfgs:
-                torch.manual_seed(cfg.seed)
-                datasets.append(make_dataset(cfg))
-            run = FusedRun(cfgs, datasets, started)
-            results = _train_epochs(run, datasets, results, report, start)
+        datasets = []
+        for cfg in cfgs:
+            torch.manual_seed(cfg.seed)
+            datasets.append(make_dataset(cfg))
+        run = FusedRun(cfgs, datasets, started)
+        _train_epochs(run, datasets, results, report, start)
     except torch.cuda.OutOfMemoryError:
         raise                   # a GPU shared by trials filled up: an infrastructure fault, retried from a checkpoint
     except Diverged:
@@ -314,7 +299,9 @@ def train_fused(cfgs: List[ProxyConfig], report: Optional[FusedReport] = None,
     return results
 
 
-def _train_epochs(run: FusedRun, datasets, results: List[TrialResult], report, start) -> List[TrialResult]:
+def _train_epochs(run: FusedRun, datasets, results: List[TrialResult], report, start) -> None:
+    """The epochs after ``start``'s (all, without one), each seed's result updated in ``results`` in place (so a
+    failure part-way keeps what was done, the resumed epochs included)."""
     cfgs, t = run.cfgs, run.cfg.trainer
     params = sum(p[0].numel() for p in run.stack.params.values())
     for result in results:
@@ -323,7 +310,7 @@ def _train_epochs(run: FusedRun, datasets, results: List[TrialResult], report, s
     digests = [_digest(data) for data in datasets]
     first = 0
     if start is not None:
-        results, first = run.restore(start), start.epochs_done
+        results[:], first = run.restore(start), start.epochs_done
     for run.epoch in range(t.epochs):
         orders = [epoch_order(cfg, run.epoch, run.n_train) for cfg in cfgs]
         for digest, order in zip(digests, orders):
@@ -337,11 +324,12 @@ def _train_epochs(run: FusedRun, datasets, results: List[TrialResult], report, s
             if run.stack.errors[seed] is None:
                 result.history.extend(seed_entry(entry, seed) for entry in entries)
                 _record(result, float(epoch_loss[seed]), run.epoch + 1, rungs, each)
-        for result in results:
+        for seed, result in enumerate(results):
             result.step_mode = run.runner.mode
+            if run.stack.errors[seed] is not None:            # failed now: ASHA's mean and a checkpoint see it
+                result.status, result.error = FAILED, run.stack.errors[seed]
         if report is not None:
             report([dataclasses.replace(r, history=list(r.history), budgets=list(r.budgets)) for r in results],
                    run.state(results, run.epoch + 1))
     for result, digest in zip(results, digests):
         result.data_digest = digest.hexdigest()[:16]
-    return results

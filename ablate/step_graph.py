@@ -40,14 +40,15 @@ class StepRunner:
     def step(self, x, y, lr: float, where: str):
         if not self.graphed:
             return self.eager(x, y, lr, where)
-        for group in self.optimizer.param_groups:
-            group["lr"].fill_(lr)           # the tensor the graph reads: the schedule goes on without a new capture
+        self._set_lr(lr)
         if self.steps < WARMUP_STEPS:
             loss = self._on_side_stream(x, y)
         else:
             if self.graph is None:
                 try:
                     self._capture(x, y)
+                except torch.cuda.OutOfMemoryError:
+                    raise                   # a full shared GPU: an infrastructure fault, which Tune retries
                 except Exception as error:  # an op that cannot be captured: eager from here on, and the row says so
                     self.mode = f"{EAGER}: capture failed ({type(error).__name__}: {str(error).splitlines()[0]})"
                     self.graph = self.static = None
@@ -59,6 +60,17 @@ class StepRunner:
             self.graph.replay()
         self.steps += 1
         return self.check(loss, where)
+
+    def _set_lr(self, lr: float) -> None:
+        """The learning rate into the tensor the graph reads (the schedule goes on without a new capture). Before
+        the capture, a float or a CPU tensor (a checkpoint's, read on the CPU, or an eager fallback's) becomes a
+        tensor on the parameters' device: a CPU scalar would be read once at capture and frozen into the graph."""
+        for group in self.optimizer.param_groups:
+            current = group["lr"]
+            if self.graph is None and not (torch.is_tensor(current) and current.device == group["params"][0].device):
+                group["lr"] = torch.tensor(float(lr), device=group["params"][0].device)
+            else:
+                current.fill_(lr)
 
     def _on_side_stream(self, x, y):
         side = torch.cuda.Stream()
@@ -74,7 +86,8 @@ class StepRunner:
         static_x, static_y = x.clone(), y.clone()
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)      # the gradients then live in the graph's memory pool
-        with torch.cuda.graph(graph):
+        # thread_local: the host feed's prefetch thread pins the next batch meanwhile, which global mode forbids
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             loss = self.body(static_x, static_y)
         self.graph, self.static = graph, (static_x, static_y, loss)
 

@@ -33,14 +33,15 @@ def get_default_backend() -> str:
     return _check(_default["backend"])
 
 
-def resolve_backend(name: str, on_cuda: bool) -> str:
-    """The backend that ``name`` means for tensors on CUDA (or not)."""
+def resolve_backend(name: str, on_cuda: bool, vmapped: bool = False) -> str:
+    """The backend that ``name`` means for tensors on CUDA (or not). Under vmap (the fused seeds' trainer) ``auto``
+    is the chunked scan: it has a vmap rule, mamba_ssm's kernel has none."""
     name = _check(name)
     if name == "auto":
         name = get_default_backend()
     if name != "auto":
         return name
-    return "cuda" if on_cuda and load_cuda_scan() is not None else "chunked"
+    return "cuda" if on_cuda and not vmapped and load_cuda_scan() is not None else "chunked"
 
 
 def available_backends(on_cuda: bool = False) -> list:
@@ -56,7 +57,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     """u, delta, z: (batch, dim, L); A: (dim, N); B, C: (batch, N, L) or (batch, G, N, L); D, delta_bias:
     (dim,). Returns y (batch, dim, L) in u's dtype, and the last state (batch, dim, N) when asked. Inputs in
     fp16/bf16 (from autocast) are scanned in fp32."""
-    scan = BACKENDS[resolve_backend(backend, u.is_cuda)]
+    scan = BACKENDS[resolve_backend(backend, u.is_cuda, torch._C._functorch.is_batchedtensor(u))]
     # Every backend scans in fp32 whatever autocast is on (as mamba_ssm's kernel does): autocast would run
     # the chunked scan's matmuls in bf16 forward and then meet fp32 tensors in its backward.
     with torch.autocast(u.device.type, enabled=False):

@@ -100,6 +100,7 @@ class SelectiveScanCore(torch.autograd.Function):
         ctx.save_for_backward(u, delta, A, B, C, a, b, h)
         ctx.last = (last_step, last_chunk)
         ctx.mark_non_differentiable(a, b, h)
+        ctx.set_materialize_grads(False)   # else every backward gets three zero tensors the size of a, b and h
 
     @staticmethod
     def vmap(info, in_dims, u, delta, A, B, C, last_step, last_chunk):
@@ -118,16 +119,20 @@ class SelectiveScanCore(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dlast, _da, _db, _dh):
+        # Gradients are not materialised: dy or dlast is None when the loss does not use it (dlast mostly).
+        u = ctx.saved_tensors[0]
+        dy = torch.zeros_like(u) if dy is None else dy
         # A backward called inside an autocast region (CPU runs it on the caller's thread) stays in fp32 too.
         with torch.autocast(dy.device.type, enabled=False):
-            return SelectiveScanCore._backward(ctx, dy.float(), dlast.float())
+            return SelectiveScanCore._backward(ctx, dy.float(), None if dlast is None else dlast.float())
 
     @staticmethod
     def _backward(ctx, dy, dlast):
         u, delta, A, B, C, a, b, h = ctx.saved_tensors
         dy = dy.contiguous()
         dh = dy[..., None] * C                                # (T, K, b, G, dg, n)
-        dh[ctx.last] += dlast
+        if dlast is not None:
+            dh[ctx.last] += dlast
         g = _scan_reverse(a, dh)                              # (T, K, b, G, dg, n) dL/db
         dC = torch.matmul(dy[..., None, :], h)                # (T, K, b, G, 1, n)
         ddu = torch.matmul(g, B.transpose(-1, -2)).squeeze(-1)  # (T, K, b, G, dg)
