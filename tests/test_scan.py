@@ -129,6 +129,16 @@ def test_cuda_backend_refuses_cpu_tensors():
         selective_scan(**inputs, backend="cuda")
 
 
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_gradients_when_the_loss_leaves_the_last_state_out(backend):
+    """The model's case: the chunked Function then gets no gradient for the last state (None, not zeros)."""
+    inputs = make_inputs(2, 8, 49, 4, seed=3)
+    y0, last0, g0 = run("ref", inputs, True, True, True, last_in_loss=False)
+    y1, last1, g1 = run(backend, inputs, True, True, True, last_in_loss=False)
+    for got, want in [(y1, y0), (last1, last0), *zip(g1, g0)]:
+        assert rel_err(got, want) < 1e-4
+
+
 def test_scan_macs_convention():
     assert scan_macs(2, 8, 10, 4) == 2 * 8 * 10 * 4 * 4
 
