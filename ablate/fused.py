@@ -28,8 +28,8 @@ from .ladder import check_budgets, lr_factor
 from .proxy import ProxyConfig, TrainerConfig
 from .results import FAILED, TrialResult
 from .step_graph import StepRunner, graph_possible, restore_optimizer_
-from .train import (NO_DECAY_SUFFIXES, Diverged, TrainState, _digest, _record, _train_epoch, epoch_order, make_feeds, mixed_precision,
-                    trial_rungs, warmup_steps)
+from .train import (Diverged, RandomState, decayed, TrainState, _digest, _record, _train_epoch,
+                    epoch_order, make_feeds, mixed_precision, trial_rungs, warmup_steps)
 
 
 def check_fusable(cfgs: List[ProxyConfig]) -> None:
@@ -58,7 +58,7 @@ class StackedModels:
         self.module = copy.deepcopy(models[0]).to("meta")                # the structure the stacks are called with
         device = next(iter(self.params.values())).device
         self.device, self.why_not_graph = device, graph_possible(device, trainer.cuda_graph)
-        decay = {name for name, p in models[0].named_parameters() if p.dim() >= 2 and not name.endswith(NO_DECAY_SUFFIXES)}
+        decay = {name for name, param in models[0].named_parameters() if decayed(name, param)}
         groups = [{"params": [p for n, p in self.params.items() if n in decay], "weight_decay": trainer.weight_decay},
                   {"params": [p for n, p in self.params.items() if n not in decay], "weight_decay": 0.0}]
         self.optimizer = (torch.optim.AdamW(groups, lr=trainer.lr) if self.why_not_graph else
@@ -142,7 +142,7 @@ class StackedModels:
                 tensor.copy_(weights[name])
 
 
-class FusedRun:
+class FusedRun(RandomState):
     """What the trunk and its branches share while the seeds of one design train: the same methods as
     train._Run, each taking and giving all seeds at once ((S, ...) batches, (S,) losses and metrics)."""
 
@@ -207,14 +207,6 @@ class FusedRun:
         batches = [feed.batch(epoch_order(cfg, epoch, self.n_train)[batch * size:(batch + 1) * size].numpy(), step)
                    for cfg, feed in zip(self.cfgs, self.train_feeds)]
         return torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
-
-    def rng_state(self):
-        return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if self.on_cuda else None)
-
-    def set_rng_state(self, cpu, cuda) -> None:
-        torch.set_rng_state(cpu)
-        if self.on_cuda and cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
 
     def snapshot(self):
         """What a branch changes and put_back restores; not which seeds failed (a seed diverged in a branch stays

@@ -32,12 +32,16 @@ from .step_graph import StepRunner, graph_possible, restore_optimizer_
 NO_DECAY_SUFFIXES = ("A_log",)  # the SSM's decay rates: 2-D, but a parameter of the dynamics, not a weight
 
 
+def decayed(name: str, param) -> bool:
+    """Whether weight decay applies: to weight matrices and conv kernels; not norms, biases, layer scales, D, or
+    A_log."""
+    return param.dim() >= 2 and not name.endswith(NO_DECAY_SUFFIXES)
+
+
 def _param_groups(model, weight_decay):
-    """Decay weight matrices and conv kernels; not norms, biases, layer scales, D, or A_log."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
-        keep = param.dim() < 2 or name.endswith(NO_DECAY_SUFFIXES)
-        (no_decay if keep else decay).append(param)
+        (decay if decayed(name, param) else no_decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -191,8 +195,23 @@ def make_feeds(cfg: ProxyConfig, data, device: torch.device) -> Tuple[Feeder, Fe
     return train, val
 
 
+class RandomState:
+    """The global random state a trial's training draws from (the CPU's and, on CUDA, the GPUs'), saved around a
+    branch and in a checkpoint. Needs ``on_cuda``."""
+    on_cuda: bool
+
+    def rng_state(self):
+        """(the CPU generator's state, the CUDA generators' states or None)."""
+        return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if self.on_cuda else None)
+
+    def set_rng_state(self, cpu, cuda) -> None:
+        torch.set_rng_state(cpu)
+        if self.on_cuda and cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
 @dataclasses.dataclass
-class _Run:
+class _Run(RandomState):
     """What the trunk and its branches share while one trial trains."""
     cfg: ProxyConfig
     model: torch.nn.Module
@@ -208,15 +227,6 @@ class _Run:
 
     def autocast(self):
         return mixed_precision(self.on_cuda)
-
-    def rng_state(self):
-        """(the CPU generator's state, the CUDA generators' states or None)."""
-        return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if self.on_cuda else None)
-
-    def set_rng_state(self, cpu, cuda) -> None:
-        torch.set_rng_state(cpu)
-        if self.on_cuda and cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
 
     def state(self, result: TrialResult, epochs_done: int) -> TrainState:
         """The trial after ``epochs_done`` epochs (references, not copies: save it before training goes on)."""

@@ -84,7 +84,8 @@ def worker(spec: str) -> None:
 def throughput(label: str, cfg: dict, n_train: int, seeds: int, copies: int) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
     started = time.perf_counter()
-    jobs = [{"cfg": cfg, "seeds": [copy * seeds + s for s in range(seeds)], "n_train": n_train} for copy in range(copies)]
+    jobs = [{"cfg": cfg, "seeds": [copy * seeds + s for s in range(seeds)], "n_train": n_train}
+            for copy in range(copies)]
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(job)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env) for job in jobs]
     outs = [p.communicate() for p in procs]

@@ -132,7 +132,8 @@ def run_trial(config, base: ProxyConfig, budget: BudgetConfig):
     try:
         measures = static_measures(proxies[0])
     except Exception as error:               # a spec or knob that does not build: a failed trial, not a crash
-        failed = [TrialResult(seed=seed, status=FAILED, error=f"{type(error).__name__}: {error}") for seed in trial.seeds]
+        message = f"{type(error).__name__}: {error}"
+        failed = [TrialResult(seed=seed, status=FAILED, error=message) for seed in trial.seeds]
         return tune.report(tune_metrics(failed, None, final=True))
     reason = measures.over(budget)
     if reason:
