@@ -52,10 +52,9 @@ class ResourcesConfig:
     # CUDA ran out of memory on a shared GPU); a trial's own failure (diverged, bad spec, bad data) is never retried
     max_retries: int = 2
     # Train a design's seeds as one model in one trial (ablate/fused.py): one kernel launch per layer for all of
-    # them, for GPUs, where a proxy trial alone is launch-bound. null: fused when trials get a GPU
-    # (gpus_per_trial > 0) and the model has no stochastic depth; true or false: always or never. A grid sweep only
-    # (a search trains one seed per design); each seed keeps its own row.
-    fuse_seeds: Optional[bool] = None
+    # them, for GPUs, where a proxy trial alone is launch-bound (on a CPU it is slower). A grid sweep only (a search
+    # trains one seed per design); each seed keeps its own row. Off until measured on a GPU (benchmarks/gpu_sweep.py).
+    fuse_seeds: bool = False
 
 
 @dataclasses.dataclass
@@ -121,11 +120,8 @@ class SweepConfig:
         return self.resources.gpus_per_trial == "auto" or self.resources.gpus_per_trial > 0
 
     def fuses_seeds(self) -> bool:
-        """Whether a trial trains a design's pending seeds together (resources.fuse_seeds)."""
-        fuse = self.resources.fuse_seeds
-        if fuse is None:
-            fuse = self.uses_gpu() and self.model.drop_path_rate == 0
-        return fuse and self.search.algo == "grid" and self.seeds > 1
+        """Whether a trial trains a design's pending seeds together (resources.fuse_seeds, a grid of several seeds)."""
+        return self.resources.fuse_seeds and self.search.algo == "grid" and self.seeds > 1
 
     def trial_proxy(self) -> ProxyConfig:
         """The proxy config every trial starts from (``.for_design(design, seed)`` gives one trial's): the sweep's

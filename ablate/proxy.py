@@ -74,8 +74,8 @@ class TrainerConfig:
     channels_last: bool = True
     # On CUDA, the training step captured as one CUDA graph after a few eager steps and replayed (ablate/step_graph.py):
     # a proxy trial is bound by kernel launches there. Where capture fails the trial goes on eagerly and its row says
-    # so (step_mode). No effect on a CPU.
-    cuda_graph: bool = True
+    # so (step_mode). No effect on a CPU. Off until measured on a GPU (benchmarks/gpu_sweep.py).
+    cuda_graph: bool = False
 
 
 @dataclasses.dataclass

@@ -94,10 +94,10 @@ class StepRunner:
 
 def graph_possible(device: torch.device, wanted: bool) -> str:
     """Why the step cannot be a CUDA graph here ("" when it can)."""
-    if not wanted:
-        return "trainer.cuda_graph=false"
     if device.type != "cuda":
         return f"no CUDA graphs on {device.type}"
+    if not wanted:
+        return "trainer.cuda_graph=false"
     return ""
 
 
