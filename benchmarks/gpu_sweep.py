@@ -51,7 +51,7 @@ def auto_packed(cfg: dict):
     import torch
     from ablate.calibration import SPEED_PROBE, cached_calibration, gpu_packing
     from ablate.proxy import ProxyConfig
-    proxy = ProxyConfig.from_dict({**cfg, "trainer": {**cfg["trainer"], "device": "cuda"}})
+    proxy = ProxyConfig.from_dict({**cfg, "trainer": {**cfg["trainer"], "device": "cuda", "cuda_graph": True}})
     seeds = len(SEEDS)
     trial = cached_calibration(proxy, seeds)
     try:
