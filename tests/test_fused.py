@@ -44,7 +44,7 @@ def gradients(model, x, y) -> dict:
 
 def relative(a: dict, b: dict) -> float:
     """|a - b| / |b| over the whole gradient."""
-    return float(np.sqrt(sum((a[n] - b[n]).norm() ** 2 for n in b) / sum(b[n].norm() ** 2 for n in b)))
+    return float(np.sqrt(sum((a[n] - b[n]).norm().item() ** 2 for n in b) / sum(b[n].norm().item() ** 2 for n in b)))
 
 
 def test_one_fused_step_gives_each_seed_its_own_gradient_to_rounding():
