@@ -24,7 +24,7 @@ from .data.base import cache_dir
 from .files import write_atomic
 from .ladder import ladder_cost
 from .proxy import ProxyConfig, TrainerConfig
-from .step_graph import WARMUP_STEPS, graph_possible
+from .step_graph import WARMUP_STEPS
 from .train import Diverged, make_optimizer, mixed_precision, step_runner, trial_rungs, trunk_evaluations
 from .timing import synchronize
 
@@ -91,8 +91,7 @@ def trial_step(proxy: ProxyConfig, seeds: int, device):
     x, y = calibration_batch(proxy, device)
     if seeds == 1:
         model = proxy_model(proxy).to(device, memory_format=_memory_format(proxy))
-        optimizer = make_optimizer(model, t, capturable=not graph_possible(device, t.cuda_graph))
-        runner = step_runner(model, optimizer, proxy, device)
+        runner = step_runner(model, make_optimizer(model, t), proxy, device)
         return (lambda where: runner.step(x, y, t.lr, where), lambda: model.eval()(x), model, runner)
     from .fused import StackedModels
     stack = StackedModels([proxy_model(proxy).to(device) for _ in range(seeds)], t)
@@ -219,6 +218,19 @@ def speed_bound(step_s: float, probe_step_s: Optional[float]) -> Optional[int]:
     if probe_step_s is None:
         return None
     return max(1, min(SPEED_PROBE, int(step_s * SPEED_PROBE / probe_step_s)))
+
+
+def packing_calibration(proxy: ProxyConfig, seeds: int) -> dict:
+    """What gpu_packing needs of a design on this GPU: its trial's calibration (of ``seeds`` fused, or one) and the
+    step of a stack of SPEED_PROBE trials' seeds (None where that does not fit: speed is then not the bound)."""
+    import torch
+    trial = cached_calibration(proxy, seeds)
+    try:
+        probe = cached_calibration(proxy, seeds * SPEED_PROBE)["step_s"]
+    except torch.cuda.OutOfMemoryError:
+        probe = None
+        torch.cuda.empty_cache()
+    return {**trial, "probe_step_s": probe}
 
 
 def gpu_packing(designs: Dict[str, dict], gpu_mb: float, cpus_per_gpu: float) -> GpuPacking:

@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import importlib.util
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -122,6 +122,13 @@ class SweepConfig:
     def fuses_seeds(self) -> bool:
         """Whether a trial trains a design's pending seeds together (resources.fuse_seeds, a grid of several seeds)."""
         return self.resources.fuse_seeds and self.search.algo == "grid" and self.seeds > 1
+
+    def seed_groups(self, seeds: Sequence[int]) -> List[Tuple[int, ...]]:
+        """The trials a design's pending ``seeds`` make: one for all of them where seeds are fused, else one each."""
+        seeds = tuple(seeds)
+        if not seeds:
+            return []
+        return [seeds] if self.fuses_seeds() else [(seed,) for seed in seeds]
 
     def trial_proxy(self) -> ProxyConfig:
         """The proxy config every trial starts from (``.for_design(design, seed)`` gives one trial's): the sweep's

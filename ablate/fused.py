@@ -28,7 +28,7 @@ from .ladder import check_budgets, lr_factor
 from .proxy import ProxyConfig, TrainerConfig
 from .results import FAILED, TrialResult
 from .step_graph import StepRunner, graph_possible, restore_optimizer_
-from .train import (Diverged, RandomState, decayed, TrainState, _digest, _record, _train_epoch,
+from .train import (Diverged, RandomState, adamw, decayed, TrainState, _digest, _record, _train_epoch,
                     epoch_order, make_feeds, mixed_precision, trial_rungs, warmup_steps)
 
 
@@ -61,8 +61,7 @@ class StackedModels:
         decay = {name for name, param in models[0].named_parameters() if decayed(name, param)}
         groups = [{"params": [p for n, p in self.params.items() if n in decay], "weight_decay": trainer.weight_decay},
                   {"params": [p for n, p in self.params.items() if n not in decay], "weight_decay": 0.0}]
-        self.optimizer = (torch.optim.AdamW(groups, lr=trainer.lr) if self.why_not_graph else
-                          torch.optim.AdamW(groups, lr=torch.tensor(trainer.lr, device=device), capturable=True))
+        self.optimizer = adamw(groups, trainer, device)
         self.alive = torch.ones(len(models), dtype=torch.bool, device=device)
         self.errors: List[Optional[str]] = [None] * len(models)
 

@@ -115,13 +115,17 @@ def mixed_precision(on_cuda: bool, cache: bool = True):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda, cache_enabled=cache)
 
 
-def make_optimizer(model, trainer, capturable: bool = False) -> torch.optim.Optimizer:
-    """AdamW over the decay groups; ``capturable`` for a CUDA graph's step: its state and learning rate on the GPU."""
-    groups = _param_groups(model, trainer.weight_decay)
-    if not capturable:
+def adamw(groups: list, trainer, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW over ``groups``; where the step will be a CUDA graph (graph_possible), capturable, its state and
+    learning rate on the GPU."""
+    if graph_possible(device, trainer.cuda_graph):
         return torch.optim.AdamW(groups, lr=trainer.lr)
-    device = next(model.parameters()).device
     return torch.optim.AdamW(groups, lr=torch.tensor(trainer.lr, device=device), capturable=True)
+
+
+def make_optimizer(model, trainer) -> torch.optim.Optimizer:
+    """A trial's AdamW over its model's decay groups."""
+    return adamw(_param_groups(model, trainer.weight_decay), trainer, next(model.parameters()).device)
 
 
 def step_loss(model, x, y, cfg: ProxyConfig, autocast) -> torch.Tensor:
@@ -299,7 +303,7 @@ def _start(cfg: ProxyConfig, data, started: float) -> _Run:
     model = make_model(cfg, data.num_classes, data.in_chans).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, t, capturable=not graph_possible(device, t.cuda_graph))
+    optimizer = make_optimizer(model, t)
     steps_per_epoch = epoch_steps(len(data.train), t.batch_size)
     train_feed, val_feed = make_feeds(cfg, data, device)
     return _Run(cfg, model, optimizer, train_feed, val_feed, len(data.train), steps_per_epoch,

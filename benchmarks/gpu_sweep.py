@@ -49,17 +49,12 @@ def auto_packed(cfg: dict):
     and packing as planning.resolve_gpu_share, without Ray or OmegaConf): fused seeds with CUDA graphs, as many
     processes as it packs. Its line printed."""
     import torch
-    from ablate.calibration import SPEED_PROBE, cached_calibration, gpu_packing
+    from ablate.calibration import gpu_packing, packing_calibration
     from ablate.proxy import ProxyConfig
     proxy = ProxyConfig.from_dict({**cfg, "trainer": {**cfg["trainer"], "device": "cuda", "cuda_graph": True}})
     seeds = len(SEEDS)
-    trial = cached_calibration(proxy, seeds)
-    try:
-        probe = cached_calibration(proxy, seeds * SPEED_PROBE)["step_s"]
-    except torch.cuda.OutOfMemoryError:
-        probe = None
     cpus_per_gpu = (os.cpu_count() or 1) / EXPERIMENT_CPUS_PER_TRIAL / torch.cuda.device_count()
-    packing = gpu_packing({"default": {**trial, "probe_step_s": probe}},
+    packing = gpu_packing({"default": packing_calibration(proxy, seeds)},
                           torch.cuda.get_device_properties(0).total_memory / 2 ** 20, cpus_per_gpu)
     print(packing.describe(), flush=True)
     return (f"auto ({packing.trials} per GPU)", seeds, packing.trials, True), packing.describe()

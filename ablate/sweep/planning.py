@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from ..calibration import (RAY_START_S, SPEED_PROBE, cached_calibration, concurrent_trials, gpu_memory_misfit,
-                           gpu_packing, makespan, recorded_correction, trial_seconds)
+from ..calibration import (RAY_START_S, cached_calibration, concurrent_trials, gpu_memory_misfit, gpu_packing,
+                           makespan, packing_calibration, recorded_correction, trial_seconds)
 from ..config import SweepConfig, seed_range
 from ..preflight import DatasetSize
 from ..results import ResultRow, trial_key
@@ -38,16 +38,7 @@ def resolve_gpu_share(cfg: SweepConfig, designs: List[Design]) -> Tuple[SweepCon
         raise SweepError("resources.gpus_per_trial=auto is chosen from a calibration on this machine's GPU, and it has "
                          "none; give the share, e.g. resources.gpus_per_trial=0.25 for four trials per GPU")
     base, seeds = cfg.trial_proxy(), trial_seeds(cfg)
-    calibrated = {}
-    for design in designs:
-        proxy = base.for_design(design)
-        trial = cached_calibration(proxy, seeds)
-        try:
-            probe = cached_calibration(proxy, seeds * SPEED_PROBE)["step_s"]
-        except torch.cuda.OutOfMemoryError:      # a stack of that many trials does not fit: speed is not the bound
-            probe = None
-            torch.cuda.empty_cache()
-        calibrated[f"{design.pattern} ({design.spec})"] = {**trial, "probe_step_s": probe}
+    calibrated = {f"{d.pattern} ({d.spec})": packing_calibration(base.for_design(d), seeds) for d in designs}
     gpu = torch.cuda.get_device_properties(0)
     cpus_per_gpu = (os.cpu_count() or 1) / cfg.resources.cpus_per_trial / torch.cuda.device_count()
     packing = gpu_packing(calibrated, gpu.total_memory / 2 ** 20, cpus_per_gpu)
@@ -88,8 +79,7 @@ def plan_markdown(cfg: SweepConfig, known: List[Design], size: DatasetSize, done
         reason = measures.over(cfg.budget)
         seconds = estimates[design.key]
         pending = [s for s in seeds if trial_key(design.key, s) not in done]
-        trials = [len(pending)] if cfg.fuses_seeds() and pending else [1] * len(pending)
-        durations += [] if reason else [seconds * count for count in trials]
+        durations += [] if reason else [seconds * len(group) for group in cfg.seed_groups(pending)]
         lines.append(f"| {design.pattern} | `{design.spec}` | {measures.params:,} | "
                      f"{measures.macs_total / 1e6:.1f} | {len(pending)} | {len(seeds) - len(pending)} | "
                      f"{seconds:.0f} | {reason or 'ok'} |")

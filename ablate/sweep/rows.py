@@ -18,6 +18,7 @@ def rows_from_trial(run_name: str, space: str, cfg: SweepConfig, config: dict, p
     design = trial.design
     reported = last_result.get("results") or [{} for _ in trial.seeds]
     measures = {k: v for k, v in last_result.get("measures", {}).items() if k in COLUMNS}
+    base = cfg.trial_proxy()
     rows = []
     for seed, key, values in zip(trial.seeds, trial.keys, reported):
         result = TrialResult(**{k: v for k, v in values.items() if k in TRIAL_FIELDS})
@@ -26,7 +27,7 @@ def rows_from_trial(run_name: str, space: str, cfg: SweepConfig, config: dict, p
         row = {**dataclasses.asdict(result), **measures,
                "run": run_name, "trial_id": key, "space": space, "spec": design.spec,
                "pattern": patterns.get(design.key, design.pattern), "knobs": design.knobs_json, "seed": seed,
-               "data_seed": cfg.trial_proxy().for_design(design, seed).data_seed,
+               "data_seed": base.for_design(design, seed).data_seed,
                "dataset": cfg.data.name, "image_size": cfg.data.image_size, **fingerprint()}
         rows.append(ResultRow.from_dict(row))
     return rows

@@ -53,9 +53,8 @@ def grid_plan(cfg: SweepConfig, space: Space, known: List[Design], done_rows: Li
     done = {row.trial_id for row in done_rows if not row.crashed}     # a crashed trial is trained again
     pending = []
     for design in sorted(known, key=lambda d: -expected_cost(d.spec, cfg)):
-        seeds = tuple(seed for seed in seed_range(cfg) if trial_key(design.key, seed) not in done)
-        groups = [seeds] if cfg.fuses_seeds() else [(seed,) for seed in seeds]
-        pending += [TrialDesign(design, group) for group in groups if group]
+        seeds = [seed for seed in seed_range(cfg) if trial_key(design.key, seed) not in done]
+        pending += [TrialDesign(design, group) for group in cfg.seed_groups(seeds)]
     param_space = {"design": tune.grid_search([trial.tune_config() for trial in pending])} if pending else None
     rows = sum(len(trial.seeds) for trial in pending)
     return SearchPlan(param_space, None, make_scheduler(cfg, space), 1, rows, pending)
